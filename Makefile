@@ -1,0 +1,45 @@
+# Every build, test and benchmark goes through this file: ollama's cgo build of ggml has no SIMD
+# unless CGO_CFLAGS/CGO_CXXFLAGS ask for it, and without them ggml's CPU kernels run 20-50x slower.
+# PORTABLE=1 builds for baseline x86-64 (slow, but runs on any CPU of the architecture).
+
+GO        ?= go
+PORTABLE  ?=
+ifeq ($(PORTABLE),)
+# AMX is switched off: ollama's cgo build does not compile ggml's AMX sources, and with AMX
+# enabled ggml-cpu.cpp references them and the link fails (on Intel Sapphire Rapids and later).
+CPU_FLAGS := -O3 -march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+else
+CPU_FLAGS := -O3
+endif
+
+export CGO_ENABLED := 1
+export CGO_CFLAGS := $(CPU_FLAGS)
+export CGO_CXXFLAGS := $(CPU_FLAGS)
+export GOTOOLCHAIN := local
+
+BIN        := bin/toklip
+TEST_FLAGS ?= -timeout 20m
+BENCH_DIR  ?= $(CURDIR)/.bench
+
+.PHONY: build test bench run vet clean reference
+
+build:
+	$(GO) build -o $(BIN) ./cmd/toklip
+
+test:
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+# Benchmarks write large model files under $(BENCH_DIR) and need node (npm) for the llama.cpp peer.
+bench: build
+	tools/bench/run.sh "$(BENCH_DIR)" "$(CURDIR)/$(BIN)"
+
+run: build
+	$(BIN) serve
+
+# Regenerates the committed golden files; needs Debian's python3-torch (never needed by CI).
+reference:
+	/usr/bin/python3 tools/reference/make_golden.py --out llm/testdata
+
+clean:
+	rm -rf bin $(BENCH_DIR)

@@ -1,0 +1,214 @@
+package ggml
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/ollama/ollama/fs"
+)
+
+// A Checker validates the keys and tensors a file of one architecture must have, before
+// ollama's backend sees it: the backend binds missing tensors to nil and reads a key of the
+// wrong type as zero, which surfaces later as a nil dereference or a model with no layers.
+type Checker func(*File) error
+
+var (
+	archMu        sync.RWMutex
+	architectures = map[string]Checker{}
+)
+
+// RegisterArchitecture makes an architecture known to Open. Packages that implement a model
+// register it in init, next to their ollama model.Register call.
+func RegisterArchitecture(name string, check Checker) {
+	archMu.Lock()
+	defer archMu.Unlock()
+	if _, dup := architectures[name]; dup {
+		panic("ggml: architecture registered twice: " + name)
+	}
+	architectures[name] = check
+}
+
+// Architectures lists the registered architecture names, sorted.
+func Architectures() []string {
+	archMu.RLock()
+	defer archMu.RUnlock()
+	names := make([]string, 0, len(architectures))
+	for n := range architectures {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Open reads the GGUF header at path and runs every check: structure, known architecture,
+// tensor names that ollama's backend can place, and the architecture's own checker.
+func Open(path string) (*File, error) {
+	f, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	arch, err := Key[string](f, "general.architecture")
+	if err != nil {
+		return nil, err
+	}
+	archMu.RLock()
+	check, ok := architectures[arch]
+	archMu.RUnlock()
+	if !ok {
+		return nil, fileErr(path, "general.architecture", "", ErrArchitecture,
+			"%q is not an architecture toklip runs (known: %s)", arch, strings.Join(Architectures(), ", "))
+	}
+	if err := f.checkPlacement(); err != nil {
+		return nil, err
+	}
+	if err := check(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Key returns the value of a metadata key, which must be present and of type T.
+func Key[T any](f *File, key string) (T, error) {
+	var zero T
+	v, ok := f.KV[key]
+	if !ok {
+		return zero, fileErr(f.Path, key, "", ErrMissingKey, "the key is required")
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fileErr(f.Path, key, "", ErrKeyType, "value has type %s, want %s", typeName(v), typeName(zero))
+	}
+	return t, nil
+}
+
+// KeyOr is Key with a default for a missing key. A key of the wrong type is still an error:
+// ollama would silently read it as zero.
+func KeyOr[T any](f *File, key string, def T) (T, error) {
+	if _, ok := f.KV[key]; !ok {
+		return def, nil
+	}
+	return Key[T](f, key)
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case uint32:
+		return "uint32"
+	case int32:
+		return "int32"
+	case float32:
+		return "float32"
+	case string:
+		return "string"
+	case bool:
+		return "bool"
+	case []string:
+		return "array of string"
+	case []int32:
+		return "array of int32"
+	case []float32:
+		return "array of float32"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// ExpectTensor returns the named tensor after checking its shape (ggml order, trailing ones
+// ignored) and, when types are given, that its type is one of them.
+func (f *File) ExpectTensor(name string, shape []uint64, types ...TensorType) (TensorInfo, error) {
+	t, ok := f.Tensor(name)
+	if !ok {
+		return TensorInfo{}, fileErr(f.Path, "", name, ErrMissingTensor, "the tensor is required, want shape %v", shape)
+	}
+	return t, f.checkTensor(t, shape, types)
+}
+
+// OptionalTensor is ExpectTensor for a tensor that may be absent (a bias, a tied output).
+func (f *File) OptionalTensor(name string, shape []uint64, types ...TensorType) (TensorInfo, bool, error) {
+	t, ok := f.Tensor(name)
+	if !ok {
+		return TensorInfo{}, false, nil
+	}
+	return t, true, f.checkTensor(t, shape, types)
+}
+
+func (f *File) checkTensor(t TensorInfo, shape []uint64, types []TensorType) error {
+	if !slices.Equal(trimOnes(t.Shape), trimOnes(shape)) {
+		return fileErr(f.Path, "", t.Name, ErrShape, "shape is %v, want %v", t.Shape, shape)
+	}
+	if len(types) > 0 && !slices.Contains(types, t.Type) {
+		names := make([]string, len(types))
+		for i, ty := range types {
+			names[i] = ty.String()
+		}
+		return fileErr(f.Path, "", t.Name, ErrType, "type is %s, want one of %s", t.Type, strings.Join(names, ", "))
+	}
+	return nil
+}
+
+func trimOnes(s []uint64) []uint64 {
+	for len(s) > 1 && s[len(s)-1] == 1 {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// checkPlacement applies the rule by which ollama's backend (ml/backend/ggml.New) assigns a
+// tensor to a layer: a name that is not an embedding, output, rope-factor or v./mm./s. tensor
+// is given to the block whose index is the first run of digits in the name, and a block index
+// at or past block_count indexes past a slice and panics. Such a file is refused here instead.
+func (f *File) checkPlacement() error {
+	// ollama reads block_count only as a uint32; any other type counts as zero blocks.
+	blocks, _ := f.KV[f.Architecture()+".block_count"].(uint32)
+	for _, t := range f.Tensors {
+		if isPlacedByName(t.Name) {
+			continue
+		}
+		fields := strings.FieldsFunc(t.Name, func(r rune) bool { return !unicode.IsNumber(r) })
+		if len(fields) == 0 {
+			continue
+		}
+		i, err := strconv.Atoi(fields[0])
+		if err != nil {
+			continue // the backend treats an unparsable number as "no block": the tensor goes to the CPU
+		}
+		if i >= int(blocks) {
+			return fileErr(f.Path, "", t.Name, ErrPlacement,
+				"the digits %q read as block %d but the file has %d blocks; name non-block tensors under v., mm. or s., or without digits", fields[0], i, blocks)
+		}
+	}
+	return nil
+}
+
+// isPlacedByName mirrors the cases of ml/backend/ggml.New that do not look at digits.
+func isPlacedByName(name string) bool {
+	parts := strings.Split(name, ".")
+	has := func(words ...string) bool {
+		for _, w := range words {
+			if slices.Contains(parts, w) {
+				return true
+			}
+		}
+		return false
+	}
+	return has("position_embd", "token_embd", "token_norm_embd", "token_types",
+		"cls", "output", "output_norm", "altup_proj", "altup_unembd_proj",
+		"per_layer_token_embd", "per_layer_model_proj", "per_layer_proj_norm",
+		"rope_freqs", "rope_factors_long", "rope_factors_short") ||
+		strings.HasPrefix(name, "v.") || strings.HasPrefix(name, "mm.") || strings.HasPrefix(name, "s.")
+}
+
+// FromConfig wraps the key-values ollama hands a model constructor as a File without tensors,
+// so that constructors read their keys with the same strict parsers as the checkers. Arrays
+// keep ollama's internal representation and cannot be read with Key.
+func FromConfig(c fs.Config) *File {
+	kv := make(map[string]any, c.Len())
+	for k := range c.Keys() {
+		kv[k] = c.Value(k)
+	}
+	return &File{Path: "model " + c.String("general.name", c.Architecture()), KV: kv}
+}

@@ -1,0 +1,78 @@
+package ggml
+
+import (
+	"fmt"
+	"maps"
+	"strings"
+)
+
+// File types as llama.cpp records them in general.file_type (LLAMA_FTYPE_*).
+var fileTypes = map[TensorType]uint32{TypeF32: 0, TypeF16: 1, TypeQ4_0: 2, TypeQ8_0: 7, TypeBF16: 32}
+
+// FileType is the general.file_type value for a model whose weights are mostly of type t.
+func FileType(t TensorType) (uint32, bool) {
+	ft, ok := fileTypes[t]
+	return ft, ok
+}
+
+// ParseType reads a target type name as the command line gives it: F32, F16, BF16, Q8_0, Q4_0.
+func ParseType(s string) (TensorType, error) {
+	for t := range fileTypes {
+		if strings.EqualFold(t.String(), s) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown type %q: want F32, F16, BF16, Q8_0 or Q4_0", s)
+}
+
+// QuantizedType is the type a tensor gets when its model is converted to target. Only matrix
+// weights change: 1-D tensors (norms, biases) stay F32, as do norm weights and the vision and
+// projector tensors under v. and mm. (they are small and sensitive, as in ollama's quantizer),
+// and any name keep reports. A matrix whose rows do not divide into target's blocks falls back
+// to F16, as llama.cpp does.
+func QuantizedType(name string, shape []uint64, current, target TensorType, keep func(string) bool) TensorType {
+	switch {
+	case len(trimOnes(shape)) < 2,
+		!strings.HasSuffix(name, ".weight"),
+		strings.Contains(name, "_norm."),
+		strings.HasPrefix(name, "v."), strings.HasPrefix(name, "mm."),
+		keep != nil && keep(name):
+		return current
+	case shape[0]%target.BlockSize() != 0:
+		return TypeF16
+	}
+	return target
+}
+
+// QuantizeFile rewrites the GGUF at src to dst with its weights converted to target, by the
+// rules of QuantizedType. Tensors are converted one at a time as they are written.
+func QuantizeFile(src, dst string, target TensorType, keep func(string) bool) error {
+	if _, ok := FileType(target); !ok {
+		return fmt.Errorf("quantize: target type %s is not supported", target)
+	}
+	f, err := Open(src)
+	if err != nil {
+		return err
+	}
+	kv := maps.Clone(f.KV)
+	ft, _ := FileType(target)
+	kv["general.file_type"] = ft
+	delete(kv, "general.parameter_count")
+
+	tensors := make([]*Tensor, len(f.Tensors))
+	for i, info := range f.Tensors {
+		to := QuantizedType(info.Name, info.Shape, info.Type, target, keep)
+		tensors[i] = &Tensor{Name: info.Name, Type: to, Shape: info.Shape, Source: func() ([]byte, error) {
+			data, err := f.ReadTensorData(info)
+			if err != nil || to == info.Type {
+				return data, err
+			}
+			values, err := DecodeFloats(info.Type, data, info.Elements())
+			if err != nil {
+				return nil, err
+			}
+			return encode(to, info.Shape, values), nil
+		}}
+	}
+	return WriteFile(dst, kv, tensors)
+}

@@ -1,0 +1,353 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/ollama/ollama/kvcache"
+	"github.com/ollama/ollama/ml"
+	"github.com/ollama/ollama/model"
+	"github.com/ollama/ollama/model/input"
+
+	"github.com/toklip/toklip/ggml"
+)
+
+// CacheType is the element type of the KV cache.
+type CacheType string
+
+const (
+	CacheF16 CacheType = "f16" // llama.cpp's default: half the memory, logits within ~1e-3
+	CacheF32 CacheType = "f32" // exact, for parity tests
+)
+
+// Options size a loaded backbone.
+type Options struct {
+	ggml.Options
+	Sequences     int       // KV-cache slots, one per sequence decoded at once (default 1)
+	ContextLength int       // positions per sequence (default: the model's, at most 4096)
+	BatchSize     int       // most inputs in one forward pass; longer calls are split (default 512)
+	CacheType     CacheType // default CacheF16
+}
+
+// Errors of Forward and Acquire that callers handle.
+var (
+	ErrNoFreeSequence = errors.New("all sequence slots are in use")
+	ErrContextFull    = errors.New("sequence is at the context length")
+)
+
+// Seq names one sequence slot of a backbone's KV cache.
+type Seq int
+
+// Input is one position of a forward pass: a token of a sequence, or, when Embedding is set,
+// an input embedding of Hidden values that takes the token embedding's place (an image
+// feature). Logits asks for this position's logits.
+type Input struct {
+	Seq       Seq
+	Token     int32
+	Embedding []float32
+	Logits    bool
+}
+
+// Backbone is a loaded language model with its KV cache. Its methods are safe for concurrent use;
+// forward passes run one at a time, each over a batch that may mix sequences.
+type Backbone struct {
+	model *Model
+	file  *ggml.File
+	cfg   Config
+	cache kvcache.Cache
+	opts  Options
+
+	mu    sync.Mutex
+	slots []slot
+}
+
+type slot struct {
+	used   bool
+	length int32 // positions filled
+}
+
+// Load opens, checks and loads the backbone at path.
+func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
+	m, f, err := ggml.LoadModel(ctx, path, opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	lm, ok := m.(*Model)
+	if !ok {
+		m.Backend().Close()
+		return nil, fmt.Errorf("load %s: architecture %q is not a language-model backbone", path, f.Architecture())
+	}
+	cfg, err := ReadConfig(f)
+	if err != nil { // cannot happen: Open ran the same check
+		m.Backend().Close()
+		return nil, err
+	}
+	lm.cfg = cfg
+	opts = withDefaults(opts, cfg)
+	dtype := ml.DTypeF16
+	switch opts.CacheType {
+	case CacheF16:
+	case CacheF32:
+		dtype = ml.DTypeF32
+	default:
+		m.Backend().Close()
+		return nil, fmt.Errorf("load %s: unknown KV cache type %q (want f16 or f32)", path, opts.CacheType)
+	}
+	b := &Backbone{model: lm, file: f, cfg: lm.cfg, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
+	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
+	if err := b.reserve(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func withDefaults(o Options, c Config) Options {
+	if o.Sequences <= 0 {
+		o.Sequences = 1
+	}
+	if o.ContextLength <= 0 {
+		o.ContextLength = min(c.ContextLength, 4096)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 512
+	}
+	o.BatchSize = min(o.BatchSize, o.ContextLength*o.Sequences)
+	if o.CacheType == "" {
+		o.CacheType = CacheF16
+	}
+	return o
+}
+
+// reserve sizes ggml's compute buffers for the largest graph (a full batch against a full
+// cache), as ollama's runner does, so that running out of memory shows at load, not mid-request.
+func (b *Backbone) reserve() (err error) {
+	defer recoverInto(&err)
+	ctx := b.model.Backend().NewContext()
+	defer ctx.Close()
+	n := b.opts.BatchSize
+	batch := input.Batch{Positions: make([]int32, n), Sequences: make([]int, n)}
+	for i := range batch.Positions {
+		batch.Positions[i] = int32(i)
+	}
+	batch.Inputs = ctx.Input().FromInts(make([]int32, n), n)
+	batch.Outputs = ctx.Input().Empty(ml.DTypeI32, b.opts.Sequences)
+	if err := b.cache.StartForward(ctx, batch, true); err != nil {
+		return err
+	}
+	t, err := b.model.Forward(ctx, batch)
+	if err != nil {
+		return err
+	}
+	ctx.SetBatchSize(n)
+	ctx.Forward(t).Reserve()
+	return nil
+}
+
+// Close frees the weights and the cache.
+func (b *Backbone) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.model == nil {
+		return
+	}
+	b.cache.Close()
+	b.model.Backend().Close()
+	b.model = nil
+}
+
+// Config is the backbone's configuration.
+func (b *Backbone) Config() Config { return b.cfg }
+
+// File is the checked header of the backbone's model file (tokenizer and template keys live there).
+func (b *Backbone) File() *ggml.File { return b.file }
+
+// Options are the options the backbone was loaded with, defaults filled in.
+func (b *Backbone) Options() Options { return b.opts }
+
+// Acquire takes a free sequence slot, empty.
+func (b *Backbone) Acquire() (Seq, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := range b.slots {
+		if !b.slots[i].used {
+			b.slots[i] = slot{used: true}
+			return Seq(i), nil
+		}
+	}
+	return 0, ErrNoFreeSequence
+}
+
+// Release empties a sequence's cache entries and frees its slot.
+func (b *Backbone) Release(s Seq) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.valid(s) {
+		b.cache.Remove(int(s), 0, math.MaxInt32) // removing a whole sequence shifts nothing and cannot fail
+		b.slots[s] = slot{}
+	}
+}
+
+// Len is the number of positions a sequence has filled.
+func (b *Backbone) Len(s Seq) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.valid(s) {
+		return 0
+	}
+	return int(b.slots[s].length)
+}
+
+// Truncate drops a sequence's positions from n on, so that it can continue from position n.
+func (b *Backbone) Truncate(s Seq, n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.valid(s) {
+		return fmt.Errorf("truncate: sequence %d is not acquired", s)
+	}
+	if n < 0 || n > int(b.slots[s].length) {
+		return fmt.Errorf("truncate: sequence %d has %d positions, cannot keep %d", s, b.slots[s].length, n)
+	}
+	if err := b.cache.Remove(int(s), int32(n), math.MaxInt32); err != nil {
+		return fmt.Errorf("truncate sequence %d: %w", s, err)
+	}
+	b.slots[s].length = int32(n)
+	return nil
+}
+
+func (b *Backbone) valid(s Seq) bool {
+	return b.model != nil && s >= 0 && int(s) < len(b.slots) && b.slots[s].used
+}
+
+// Forward appends inputs to their sequences, in order, and returns the logits of the inputs that
+// ask for them, in input order, each of Vocab values. Inputs beyond BatchSize run as several
+// passes. If a pass fails, the sequences it touched keep only what earlier passes added.
+func (b *Backbone) Forward(ctx context.Context, inputs []Input) ([][]float32, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	var logits [][]float32
+	for start := 0; start < len(inputs); start += b.opts.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := inputs[start:min(start+b.opts.BatchSize, len(inputs))]
+		out, err := b.forward(chunk)
+		if err != nil {
+			return nil, err
+		}
+		logits = append(logits, out...)
+	}
+	return logits, nil
+}
+
+func (b *Backbone) checkInputs(inputs []Input) error {
+	if b.model == nil {
+		return errors.New("forward: backbone is closed")
+	}
+	added := map[Seq]int32{}
+	for i, in := range inputs {
+		if !b.valid(in.Seq) {
+			return fmt.Errorf("forward: input %d: sequence %d is not acquired", i, in.Seq)
+		}
+		if in.Embedding != nil {
+			if len(in.Embedding) != b.cfg.Hidden {
+				return fmt.Errorf("forward: input %d: embedding has %d values, want %d", i, len(in.Embedding), b.cfg.Hidden)
+			}
+		} else if in.Token < 0 || int(in.Token) >= b.cfg.Vocab {
+			return fmt.Errorf("forward: input %d: token %d is outside the vocabulary of %d", i, in.Token, b.cfg.Vocab)
+		}
+		added[in.Seq]++
+		if int(b.slots[in.Seq].length+added[in.Seq]) > b.opts.ContextLength {
+			return fmt.Errorf("forward: sequence %d: %w (%d)", in.Seq, ErrContextFull, b.opts.ContextLength)
+		}
+	}
+	return nil
+}
+
+// forward runs one pass of at most BatchSize inputs.
+func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
+	committed := map[Seq]int32{}
+	for _, in := range inputs {
+		committed[in.Seq] = b.slots[in.Seq].length
+	}
+	defer func() {
+		if err != nil { // forget the cache cells this pass may have claimed
+			for s, n := range committed {
+				b.cache.Remove(int(s), n, math.MaxInt32)
+				b.slots[s].length = n
+			}
+		}
+	}()
+	defer recoverInto(&err)
+
+	ctx := b.model.Backend().NewContext()
+	defer ctx.Close()
+
+	batch := input.Batch{Positions: make([]int32, len(inputs)), Sequences: make([]int, len(inputs))}
+	tokens := make([]int32, len(inputs))
+	var outputs []int32
+	for i := 0; i < len(inputs); i++ {
+		in := inputs[i]
+		batch.Positions[i] = b.slots[in.Seq].length
+		batch.Sequences[i] = int(in.Seq)
+		b.slots[in.Seq].length++
+		tokens[i] = in.Token
+		if in.Logits {
+			outputs = append(outputs, int32(i))
+		}
+		if in.Embedding != nil {
+			tokens[i] = 0 // looked up, then overwritten by the embedding
+			if i == 0 || inputs[i-1].Embedding == nil {
+				batch.Multimodal = append(batch.Multimodal, input.MultimodalIndex{Index: i})
+			}
+			last := &batch.Multimodal[len(batch.Multimodal)-1]
+			last.Multimodal = append(last.Multimodal, input.Multimodal{Data: in.Embedding})
+		}
+	}
+	// Each run of consecutive embeddings becomes one [Hidden, n] input tensor.
+	for i, mi := range batch.Multimodal {
+		flat := make([]float32, 0, len(mi.Multimodal)*b.cfg.Hidden)
+		for _, e := range mi.Multimodal {
+			flat = append(flat, e.Data.([]float32)...)
+		}
+		t := ctx.Input().FromFloats(flat, b.cfg.Hidden, len(mi.Multimodal))
+		batch.Multimodal[i].Multimodal = []input.Multimodal{{Tensor: t}}
+	}
+	wanted := len(outputs)
+	if wanted == 0 {
+		outputs = []int32{int32(len(inputs) - 1)} // the graph needs one output row; its logits are dropped
+	}
+	batch.Inputs = ctx.Input().FromInts(tokens, len(tokens))
+	batch.Outputs = ctx.Input().FromInts(outputs, len(outputs))
+	ctx.SetBatchSize(len(inputs))
+
+	t, err := model.Forward(ctx, b.model, batch)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	ctx.Compute(t)
+	flat := t.Floats()
+	vocab := b.cfg.Vocab
+	if len(flat) != vocab*len(outputs) {
+		return nil, fmt.Errorf("forward: got %d logits for %d outputs of %d", len(flat), len(outputs), vocab)
+	}
+	logits = make([][]float32, wanted)
+	for i := range logits {
+		logits[i] = flat[i*vocab : (i+1)*vocab : (i+1)*vocab]
+	}
+	return logits, nil
+}
+
+// recoverInto turns a panic from ollama's engine (out of memory, a failed ggml compute) into an
+// error, so that one bad request cannot bring the server down.
+func recoverInto(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", ggml.ErrInternal, r)
+	}
+}

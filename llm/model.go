@@ -1,0 +1,141 @@
+package llm
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/ollama/ollama/fs"
+	"github.com/ollama/ollama/kvcache"
+	"github.com/ollama/ollama/ml"
+	"github.com/ollama/ollama/ml/nn"
+	"github.com/ollama/ollama/ml/nn/rope"
+	"github.com/ollama/ollama/model"
+	"github.com/ollama/ollama/model/input"
+
+	"github.com/toklip/toklip/ggml"
+)
+
+// The architectures this package runs. Their names are llama.cpp's, so a stock GGUF loads; this
+// package must therefore never be linked with ollama's model/models, which registers the same
+// names.
+var architectures = []string{"qwen2", "llama"}
+
+func init() {
+	for _, arch := range architectures {
+		model.Register(arch, newModel)
+		ggml.RegisterArchitecture(arch, checkFile)
+	}
+}
+
+// Model is the decoder on ollama's engine: weights bound by the gguf tags, a causal KV cache.
+// Qwen2 and Llama differ only in the file: Qwen2 has q/k/v biases and rotates halves of each
+// head (NeoX); Llama rotates adjacent pairs and may carry Llama-3 frequency factors.
+type Model struct {
+	model.Base
+
+	TokenEmbedding *nn.Embedding `gguf:"token_embd"`
+	Layers         []Layer       `gguf:"blk"`
+	OutputNorm     *nn.RMSNorm   `gguf:"output_norm"`
+	Output         *nn.Linear    `gguf:"output,alt:token_embd"`
+
+	cfg Config
+}
+
+// Layer is one pre-norm decoder block.
+type Layer struct {
+	AttentionNorm *nn.RMSNorm `gguf:"attn_norm"`
+	Attention     *Attention
+	MLPNorm       *nn.RMSNorm `gguf:"ffn_norm"`
+	MLP           *MLP
+}
+
+// Attention is grouped-query self-attention with rotary positions.
+type Attention struct {
+	Query       *nn.Linear `gguf:"attn_q"`
+	Key         *nn.Linear `gguf:"attn_k"`
+	Value       *nn.Linear `gguf:"attn_v"`
+	Output      *nn.Linear `gguf:"attn_output"`
+	RopeFactors ml.Tensor  `gguf:"rope_freqs.weight"` // ollama's backend repeats the file's one tensor per block
+}
+
+// MLP is the SwiGLU feed-forward block.
+type MLP struct {
+	Gate *nn.Linear `gguf:"ffn_gate"`
+	Up   *nn.Linear `gguf:"ffn_up"`
+	Down *nn.Linear `gguf:"ffn_down"`
+}
+
+func newModel(c fs.Config) (model.Model, error) {
+	cfg, err := readHyperparameters(ggml.FromConfig(c)) // the vocabulary is added by Load, from the file
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Layers: make([]Layer, cfg.Layers), cfg: cfg}
+	m.Cache = kvcache.NewCausalCache(m.shift)
+	return m, nil
+}
+
+func (m *Model) rope(ctx ml.Context, t, positions, factors ml.Tensor) ml.Tensor {
+	opts := []func(*rope.Options){rope.WithFactors(factors)}
+	if m.cfg.RopeNeoX {
+		opts = append(opts, rope.WithTypeNeoX())
+	}
+	return nn.RoPE(ctx, t, positions, m.cfg.RopeDim, m.cfg.RopeBase, 1/m.cfg.RopeScale, opts...)
+}
+
+// shift re-rotates cached keys when positions of a sequence move (kvcache.Causal.Remove).
+func (m *Model) shift(ctx ml.Context, layer int, key, shift ml.Tensor) (ml.Tensor, error) {
+	return m.rope(ctx, key, shift, m.Layers[layer].Attention.RopeFactors), nil
+}
+
+// Forward implements model.Model. batch.Multimodal carries input embeddings that replace the
+// token embedding at their positions: each entry's tensor is [Hidden, n], for n consecutive
+// positions from Index. Logits come back [Vocab, len(batch.Outputs)].
+func (m *Model) Forward(ctx ml.Context, batch input.Batch) (ml.Tensor, error) {
+	positions := ctx.Input().FromInts(batch.Positions, len(batch.Positions))
+	hidden := m.TokenEmbedding.Forward(ctx, batch.Inputs)
+	for _, mi := range batch.Multimodal {
+		e := mi.Multimodal[0].Tensor
+		if e.Dim(0) != m.cfg.Hidden || mi.Index+e.Dim(1) > len(batch.Positions) {
+			return nil, fmt.Errorf("input embedding [%d %d] at %d does not fit a batch of %d x %d", e.Dim(0), e.Dim(1), mi.Index, len(batch.Positions), m.cfg.Hidden)
+		}
+		ctx.Forward(e.Copy(ctx, hidden.View(ctx, mi.Index*hidden.Stride(1), e.Dim(0)*e.Dim(1))))
+	}
+
+	for i := range m.Layers {
+		m.Cache.SetLayer(i)
+		var outputs ml.Tensor
+		if i == len(m.Layers)-1 {
+			outputs = batch.Outputs // the last block computes its MLP only for the rows whose logits are wanted
+		}
+		hidden = m.Layers[i].forward(ctx, m, hidden, positions, outputs)
+	}
+	hidden = m.OutputNorm.Forward(ctx, hidden, m.cfg.RMSEps)
+	return m.Output.Forward(ctx, hidden), nil
+}
+
+func (l *Layer) forward(ctx ml.Context, m *Model, hidden, positions, outputs ml.Tensor) ml.Tensor {
+	residual := hidden
+	hidden = l.AttentionNorm.Forward(ctx, hidden, m.cfg.RMSEps)
+	hidden = l.Attention.forward(ctx, m, hidden, positions)
+	if outputs != nil {
+		hidden = hidden.Rows(ctx, outputs)
+		residual = residual.Rows(ctx, outputs)
+	}
+	hidden = hidden.Add(ctx, residual)
+	residual = hidden
+	hidden = l.MLPNorm.Forward(ctx, hidden, m.cfg.RMSEps)
+	hidden = l.MLP.Down.Forward(ctx, l.MLP.Gate.Forward(ctx, hidden).SILU(ctx, l.MLP.Up.Forward(ctx, hidden)))
+	return hidden.Add(ctx, residual)
+}
+
+func (a *Attention) forward(ctx ml.Context, m *Model, hidden, positions ml.Tensor) ml.Tensor {
+	n := hidden.Dim(1)
+	q := a.Query.Forward(ctx, hidden).Reshape(ctx, m.cfg.HeadDim, m.cfg.Heads, n)
+	k := a.Key.Forward(ctx, hidden).Reshape(ctx, m.cfg.HeadDim, m.cfg.KVHeads, n)
+	v := a.Value.Forward(ctx, hidden).Reshape(ctx, m.cfg.HeadDim, m.cfg.KVHeads, n)
+	q = m.rope(ctx, q, positions, a.RopeFactors)
+	k = m.rope(ctx, k, positions, a.RopeFactors)
+	out := nn.Attention(ctx, q, k, v, 1/math.Sqrt(float64(m.cfg.HeadDim)), m.Cache)
+	return a.Output.Forward(ctx, out.Reshape(ctx, m.cfg.HeadDim*m.cfg.Heads, n))
+}
