@@ -32,10 +32,13 @@ test:
 
 # Benchmarks write large model files under $(BENCH_DIR) and need node (npm) for the llama.cpp peer.
 bench: build
-	tools/bench/run.sh "$(BENCH_DIR)" "$(CURDIR)/$(BIN)"
+	tools/bench/run.sh "$(BENCH_DIR)"
 
+# The main job. Until the OpenAI-style server lands, toklip's commands are the model-file tools;
+# `make run` prints the build's ggml report (ARGS="inspect FILE.gguf" and so on run others).
+ARGS ?= system
 run: build
-	$(BIN) serve
+	$(BIN) $(ARGS)
 
 # Regenerates the committed golden files; needs Debian's python3-torch (never needed by CI).
 reference:

@@ -162,8 +162,12 @@ func trimOnes(s []uint64) []uint64 {
 // is given to the block whose index is the first run of digits in the name, and a block index
 // at or past block_count indexes past a slice and panics. Such a file is refused here instead.
 func (f *File) checkPlacement() error {
-	// ollama reads block_count only as a uint32; any other type counts as zero blocks.
-	blocks, _ := f.KV[f.Architecture()+".block_count"].(uint32)
+	// ollama reads block_count only as a uint32; any other type would count as zero blocks.
+	key := f.Architecture() + ".block_count"
+	blocks, err := KeyOr(f, key, uint32(0))
+	if err != nil {
+		return err
+	}
 	for _, t := range f.Tensors {
 		if isPlacedByName(t.Name) {
 			continue

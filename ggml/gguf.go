@@ -232,9 +232,6 @@ func decode(path string, rd io.Reader, size int64) (*File, error) {
 	if nKV > maxKeyValues || nKV > uint64(r.remaining()/14) {
 		return nil, fileErr(path, "", "", ErrLimit, "header claims %d key-values, more than the file can hold", nKV)
 	}
-	if nTensors > maxTensors || nTensors > uint64(r.remaining()/33) {
-		return nil, fileErr(path, "", "", ErrLimit, "header claims %d tensors, more than the file can hold", nTensors)
-	}
 
 	f := &File{Path: path, Version: version, Size: size, KV: make(map[string]any, nKV), byName: make(map[string]int, nTensors)}
 	for range nKV {
@@ -259,6 +256,9 @@ func decode(path string, rd io.Reader, size int64) (*File, error) {
 		f.KV[key] = v
 	}
 
+	if nTensors > maxTensors || nTensors > uint64(r.remaining()/33) {
+		return nil, fileErr(path, "", "", ErrLimit, "header claims %d tensors, more than the file can hold", nTensors)
+	}
 	for range nTensors {
 		t, err := r.tensorInfo()
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
@@ -136,6 +137,9 @@ func ggufName(name string, cfg hfConfig) (string, error) {
 	if m := layerName.FindStringSubmatch(name); m != nil {
 		if strings.HasSuffix(m[2], "rotary_emb.inv_freq") {
 			return "", nil // a buffer that older checkpoints save; recomputed from rope_theta
+		}
+		if i, _ := strconv.Atoi(m[1]); i >= cfg.NumHiddenLayers {
+			return "", fmt.Errorf("checkpoint tensor %q belongs to layer %d, but num_hidden_layers is %d", name, i, cfg.NumHiddenLayers)
 		}
 		if g, ok := layerTensors[m[2]]; ok {
 			return "blk." + m[1] + "." + g, nil

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/llm/convert"
+)
+
+func runConvert(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	out := fs.String("o", "", "the GGUF file to write")
+	typ := fs.String("type", "F16", "type of the weight matrices: F32, F16, BF16, Q8_0, Q4_0")
+	name := fs.String("name", "", "general.name of the model (default: from the checkpoint)")
+	pos, err := parse(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("%w: -o OUT.gguf is required", errUsage)
+	}
+	t, err := ggml.ParseType(*typ)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := convert.Convert(pos[0], *out, convert.Options{Type: t, Name: *name}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
+func runQuantize(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("quantize", flag.ContinueOnError)
+	typ := fs.String("type", "", "target type: F16, Q8_0 or Q4_0 (norms, biases, v.* and mm.* stay as they are)")
+	pos, err := parse(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	t, err := ggml.ParseType(*typ)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := ggml.QuantizeFile(pos[0], pos[1], t, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", pos[1])
+	return nil
+}
+
+func runInspect(args []string, stdout io.Writer) error {
+	pos, err := parse(flag.NewFlagSet("inspect", flag.ContinueOnError), args, 1)
+	if err != nil {
+		return err
+	}
+	f, err := ggml.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	name, _ := f.KV["general.name"].(string)
+	fmt.Fprintf(stdout, "file          %s (%d bytes, GGUF v%d)\narchitecture  %s\nname          %s\n", f.Path, f.Size, f.Version, f.Architecture(), name)
+	counts := map[string]int{}
+	for _, t := range f.Tensors {
+		counts[t.Type.String()]++
+	}
+	var types []string
+	for t, n := range counts {
+		types = append(types, fmt.Sprintf("%d %s", n, t))
+	}
+	sort.Strings(types)
+	fmt.Fprintf(stdout, "tensors       %d (%s)\n", len(f.Tensors), strings.Join(types, ", "))
+	if c, err := llm.ReadConfig(f); err == nil {
+		fmt.Fprintf(stdout, "layers        %d\nhidden        %d (ffn %d)\nheads         %d query, %d key-value, %d dims\nvocabulary    %d (output tied: %v)\ncontext       %d\nrope          base %g, scale 1/%g, %d dims\n",
+			c.Layers, c.Hidden, c.FFN, c.Heads, c.KVHeads, c.HeadDim, c.Vocab, c.Tied, c.ContextLength, c.RopeBase, c.RopeScale, c.RopeDim)
+		if it := c.Images; it.Enabled() {
+			fmt.Fprintf(stdout, "image tokens  %d from id %d, begin %d, end %d, %dx%d per image\n", it.Count, it.First, it.Begin, it.End, it.Grid, it.Grid)
+		} else {
+			fmt.Fprintln(stdout, "image tokens  none (text-only backbone)")
+		}
+	}
+	return nil
+}
+
+func runSystem(args []string, stdout io.Writer) error {
+	if _, err := parse(flag.NewFlagSet("system", flag.ContinueOnError), args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ggml CPU features  %s\nthreads            %d (physical cores)\narchitectures      %s\n",
+		strings.Join(ggml.CPUFeatures(), " "), ggml.DefaultThreads(), strings.Join(ggml.Architectures(), ", "))
+	return nil
+}

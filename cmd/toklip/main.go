@@ -1,0 +1,118 @@
+// Command toklip serves TokLIP-based multimodal models, which read and draw images, and prepares
+// their model files.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/toklip/toklip/ggml"
+)
+
+// A command is one verb of the command line.
+type command struct {
+	summary string
+	usage   string // the arguments, after "toklip <name>"
+	run     func(args []string, stdout io.Writer) error
+}
+
+var commands = map[string]command{
+	"convert":  {"convert a HuggingFace checkpoint folder to a GGUF model", "SRC_DIR -o OUT.gguf [-type F16]", runConvert},
+	"quantize": {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
+	"inspect":  {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
+	"system":   {"print the CPU features this build of ggml uses", "", runSystem},
+}
+
+// errUsage marks an error in how a command was called (exit status 2).
+var errUsage = errors.New("bad arguments")
+
+func main() {
+	// ollama's engine logs every load at Info; toklip's own messages go through log.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("TOKLIP_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 1 {
+			if c, ok := commands[args[1]]; ok {
+				fmt.Fprintf(stdout, "usage: toklip %s %s\n\n%s\n", args[1], c.usage, c.summary)
+				return 0
+			}
+		}
+		printUsage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "toklip: unknown command %q; run 'toklip help' for the list.\n", args[0])
+		return 2
+	}
+	if args[0] != "system" { // system prints the same report itself
+		ggml.LogCPUFeatures(slog.New(slog.NewTextHandler(stderr, nil)))
+	}
+	if err := c.run(args[1:], stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "toklip %s: %v\n", args[0], err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "usage: toklip %s %s\n", args[0], c.usage)
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "toklip serves TokLIP-based models that read and draw images.")
+	fmt.Fprintln(w, "\nusage: toklip <command> [arguments]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nrun 'toklip help <command>' for a command's arguments.")
+}
+
+// parse parses a command's flags, allowing them before and after the positional arguments, and
+// checks the number of positional arguments.
+func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != positional {
+		return nil, fmt.Errorf("%w: want %d argument(s), got %d (%s)", errUsage, positional, len(pos), strings.Join(pos, " "))
+	}
+	return pos, nil
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestConvertQuantizeInspect(t *testing.T) {
+	dir := t.TempDir()
+	f32 := filepath.Join(dir, "m.gguf")
+	q8 := filepath.Join(dir, "m-q8.gguf")
+	hf := filepath.Join("..", "..", "llm", "testdata", "qwen2", "hf")
+
+	if code, out, errOut := runCLI("convert", hf, "-o", f32, "-type", "f32"); code != 0 || !strings.Contains(out, "wrote "+f32) {
+		t.Fatalf("convert: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("quantize", f32, q8, "-type", "Q8_0"); code != 0 {
+		t.Fatalf("quantize: exit %d, %q", code, errOut)
+	}
+	code, out, errOut := runCLI("inspect", q8)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d, %q", code, errOut)
+	}
+	for _, want := range []string{"architecture  qwen2", "layers        3", "4 query, 2 key-value, 16 dims",
+		"vocabulary    512 (output tied: true)", "image tokens  64 from id", "Q8_0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "ggml CPU backend") {
+		t.Errorf("the binary must log its SIMD features at start; stderr: %q", errOut)
+	}
+}
+
+func TestErrorsAndExitCodes(t *testing.T) {
+	notGGUF := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notGGUF, []byte("hello"), 0o644)
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"convert"}, 2, "usage: toklip convert"},
+		{[]string{"convert", "somewhere"}, 2, "-o OUT.gguf is required"},
+		{[]string{"quantize", "a", "b", "-type", "Q5_9"}, 2, `unknown type "Q5_9"`},
+		{[]string{"inspect", notGGUF}, 1, notGGUF + ": malformed GGUF: bad magic"},
+		{[]string{"inspect", "/no/such/file.gguf"}, 1, "no such file"},
+		{[]string{"convert", t.TempDir(), "-o", filepath.Join(t.TempDir(), "x.gguf")}, 1, "config.json"},
+	}
+	for _, c := range cases {
+		code, _, errOut := runCLI(c.args...)
+		if code != c.code || !strings.Contains(errOut, c.msg) {
+			t.Errorf("toklip %s: exit %d, stderr %q; want exit %d mentioning %q", strings.Join(c.args, " "), code, errOut, c.code, c.msg)
+		}
+	}
+	if code, out, _ := runCLI("help"); code != 0 || !strings.Contains(out, "convert") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+}

