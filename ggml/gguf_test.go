@@ -260,7 +260,7 @@ func TestQuantizationErrorBounds(t *testing.T) {
 		values[i] = float32(math.Sin(float64(i)*0.37) * (1 + float64(i%7)))
 	}
 	for _, c := range []struct {
-		typ  ggml.TensorType
+		typ   ggml.TensorType
 		bound func(amax float64) float64
 	}{
 		{ggml.TypeF16, func(float64) float64 { return 0 }},
