@@ -71,6 +71,14 @@ type slot struct {
 
 // Load opens, checks and loads the backbone at path.
 func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
+	dtype := ml.DTypeF16
+	switch opts.CacheType {
+	case "", CacheF16:
+	case CacheF32:
+		dtype = ml.DTypeF32
+	default:
+		return nil, fmt.Errorf("load %s: unknown KV cache type %q (want f16 or f32)", path, opts.CacheType)
+	}
 	m, f, err := ggml.LoadModel(ctx, path, opts.Options)
 	if err != nil {
 		return nil, err
@@ -87,16 +95,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 	}
 	lm.cfg = cfg
 	opts = withDefaults(opts, cfg)
-	dtype := ml.DTypeF16
-	switch opts.CacheType {
-	case CacheF16:
-	case CacheF32:
-		dtype = ml.DTypeF32
-	default:
-		m.Backend().Close()
-		return nil, fmt.Errorf("load %s: unknown KV cache type %q (want f16 or f32)", path, opts.CacheType)
-	}
-	b := &Backbone{model: lm, file: f, cfg: lm.cfg, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
+	b := &Backbone{model: lm, file: f, cfg: cfg, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
 	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
 	if err := b.reserve(); err != nil {
 		b.Close()
@@ -122,8 +121,9 @@ func withDefaults(o Options, c Config) Options {
 	return o
 }
 
-// reserve sizes ggml's compute buffers for the largest graph (a full batch against a full
-// cache), as ollama's runner does, so that running out of memory shows at load, not mid-request.
+// reserve sizes ggml's compute buffers for the largest usual graph (a full batch against a full
+// cache, logits for one position per sequence), as ollama's runner does, so that running out of
+// memory shows at load, not mid-request. A pass that asks for more logits grows the buffers then.
 func (b *Backbone) reserve() (err error) {
 	defer recoverInto(&err)
 	ctx := b.model.Backend().NewContext()

@@ -1,13 +1,17 @@
-// Measures llama.cpp's prefill and decode speed on a GGUF file through node-llama-cpp, with the
-// same prompt ids, threads and KV-cache type (F16) as toklip's side of the benchmark.
-// Prints {"engine","build","prefill_tps":[...],"decode_tps":[...]} on stdout.
+// Drives llama.cpp through node-llama-cpp on a GGUF file written by toklip.
+//
+// Default mode measures prefill and decode speed with the same prompt ids, threads and KV-cache
+// type (F16) as toklip's side of the benchmark, and prints
+// {"engine","build","prefill_tps":[...],"decode_tps":[...]}.
+// With --greedy N it prints {"build","tokens":[...]}: the N tokens llama.cpp picks greedily after
+// the prompt, which the benchmark compares with the PyTorch reference to check the file layout.
 import {readFileSync} from "node:fs";
 import {parseArgs} from "node:util";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
 const {values: a} = parseArgs({options: {
     model: {type: "string"}, prompt: {type: "string"}, decode: {type: "string", default: "128"},
-    threads: {type: "string", default: "2"}, runs: {type: "string", default: "3"},
+    threads: {type: "string", default: "2"}, runs: {type: "string", default: "3"}, greedy: {type: "string"},
 }});
 const prompt = JSON.parse(readFileSync(a.prompt, "utf8"));
 const decode = Number(a.decode), threads = Number(a.threads), runs = Number(a.runs);
@@ -16,6 +20,18 @@ const decode = Number(a.decode), threads = Number(a.threads), runs = Number(a.ru
 // compiled for this machine, or fail.
 const llama = await getLlama({gpu: false, build: "never", usePrebuiltBinaries: false, logLevel: LlamaLogLevel.error});
 const model = await llama.loadModel({modelPath: a.model, gpuLayers: 0});
+
+if (a.greedy) {
+    const context = await model.createContext({contextSize: 128, batchSize: 128, threads});
+    const tokens = [];
+    for await (const t of context.getSequence().evaluate(prompt, {temperature: 0, yieldEogToken: true})) {
+        tokens.push(t);
+        if (tokens.length === Number(a.greedy)) break;
+    }
+    console.log(JSON.stringify({build: llama.buildType, tokens}));
+    process.exit(0);
+}
+
 const context = await model.createContext({contextSize: 1024, batchSize: 512, threads, flashAttention: false});
 const seq = context.getSequence();
 

@@ -14,12 +14,16 @@ fi
 # llama.cpp is built from node-llama-cpp's bundled release for this CPU, once (about 4-6 minutes).
 # AMX is switched off as in toklip's own build: in these VMs the CPU lists AMX but ggml's AMX
 # kernel faults at its first tile instruction (seen on Q8_0 matmuls).
+# node-llama-cpp keys its build folder on these options, so the benchmark's getLlama() (which
+# reads the same variables) loads exactly this build. The C++ flags go in the Release variable
+# because cmake-js overwrites CMAKE_CXX_FLAGS.
 flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_C_FLAGS="$flags"
+export NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG $flags"
 stamp="$here/node_modules/node-llama-cpp/llama/localBuilds/toklip-flags"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
   command -v cmake >/dev/null || { echo "make bench needs cmake (apt-get install cmake)" >&2; exit 1; }
-  (cd "$here" && NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_C_FLAGS="$flags" NODE_LLAMA_CPP_CMAKE_OPTION_CMAKE_CXX_FLAGS="$flags" \
-    npx --no node-llama-cpp source download --gpu false --noUsageExample)
+  (cd "$here" && npx --no node-llama-cpp source download --gpu false --noUsageExample)
   echo "$flags" > "$stamp"
 fi
 

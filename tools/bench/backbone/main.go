@@ -69,6 +69,10 @@ func main() {
 		log.Fatal(err)
 	}
 
+	if err := checkLayout(*script, "llm/testdata", *dir); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println()
 	fmt.Printf("machine: %s, %d threads, ggml SIMD %s\n", cpuName(), *threads, strings.Join(ggml.CPUFeatures(), " "))
 	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens, decode %d tokens; median of %d runs\n\n", *prefill, *decode, *runs)
 	fmt.Printf("%-6s %-10s %14s %14s\n", "type", "engine", "prefill tok/s", "decode tok/s")
