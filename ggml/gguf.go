@@ -233,7 +233,7 @@ func decode(path string, rd io.Reader, size int64) (*File, error) {
 		return nil, fileErr(path, "", "", ErrLimit, "header claims %d key-values, more than the file can hold", nKV)
 	}
 
-	f := &File{Path: path, Version: version, Size: size, KV: make(map[string]any, nKV), byName: make(map[string]int, nTensors)}
+	f := &File{Path: path, Version: version, Size: size, KV: make(map[string]any, nKV)}
 	for range nKV {
 		key, err := r.str(maxKeyLength)
 		if err != nil {
@@ -259,6 +259,7 @@ func decode(path string, rd io.Reader, size int64) (*File, error) {
 	if nTensors > maxTensors || nTensors > uint64(r.remaining()/33) {
 		return nil, fileErr(path, "", "", ErrLimit, "header claims %d tensors, more than the file can hold", nTensors)
 	}
+	f.byName = make(map[string]int, nTensors)
 	for range nTensors {
 		t, err := r.tensorInfo()
 		if err != nil {

@@ -24,8 +24,9 @@ type Options struct {
 	Name string          // general.name; default: the config's _name_or_path or the folder's name
 }
 
-// Convert converts the checkpoint in dir to a GGUF file at out. The result is opened and checked
-// like any model before Convert returns; a file that would not load is not left behind.
+// Convert converts the checkpoint in dir to a GGUF file at out. The result is written beside out,
+// opened and checked like any model, and only then renamed to out: a file that would not load
+// is never left behind, nor does it replace one that was there.
 func Convert(dir, out string, opts Options) error {
 	cfg, err := readConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -43,12 +44,17 @@ func Convert(dir, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := ggml.WriteFile(out, kv, tensors); err != nil {
+	partial := out + ".partial"
+	if err := ggml.WriteFile(partial, kv, tensors); err != nil {
 		return err
 	}
-	if _, err := ggml.Open(out); err != nil {
-		os.Remove(out)
+	if _, err := ggml.Open(partial); err != nil {
+		os.Remove(partial)
 		return fmt.Errorf("convert: the written file does not pass its checks: %w", err)
+	}
+	if err := os.Rename(partial, out); err != nil {
+		os.Remove(partial)
+		return fmt.Errorf("convert: %w", err)
 	}
 	return nil
 }
