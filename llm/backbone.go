@@ -13,6 +13,7 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/tokenizer"
 )
 
 // CacheType is the element type of the KV cache.
@@ -57,6 +58,7 @@ type Backbone struct {
 	model *Model
 	file  *ggml.File
 	cfg   Config
+	tok   *tokenizer.Tokenizer
 	cache kvcache.Cache
 	opts  Options
 
@@ -94,8 +96,16 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		return nil, err
 	}
 	lm.cfg = cfg
+	tok, err := tokenizer.FromGGUF(f)
+	if err == nil && tok.VocabSize() > cfg.Vocab {
+		err = fmt.Errorf("%s: the tokenizer has %d tokens but the embedding only %d rows", path, tok.VocabSize(), cfg.Vocab)
+	}
+	if err != nil {
+		m.Backend().Close()
+		return nil, err
+	}
 	opts = withDefaults(opts, cfg)
-	b := &Backbone{model: lm, file: f, cfg: cfg, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
+	b := &Backbone{model: lm, file: f, cfg: cfg, tok: tok, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
 	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
 	if err := b.reserve(); err != nil {
 		b.Close()
@@ -161,6 +171,9 @@ func (b *Backbone) Close() {
 
 // Config is the backbone's configuration.
 func (b *Backbone) Config() Config { return b.cfg }
+
+// Tokenizer is the text tokenizer that the model file describes.
+func (b *Backbone) Tokenizer() *tokenizer.Tokenizer { return b.tok }
 
 // File is the checked header of the backbone's model file (tokenizer and template keys live there).
 func (b *Backbone) File() *ggml.File { return b.file }

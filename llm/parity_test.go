@@ -13,6 +13,7 @@ import (
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/tokenizer"
 )
 
 // The golden files come from tools/reference/make_golden.py: a float64 PyTorch decoder, written
@@ -349,5 +350,22 @@ func TestQuantizedModelsStayClose(t *testing.T) {
 				t.Fatalf("%s logits differ from the reference by %.4f relative RMS (allowed %.3f)", c.typ, rel, c.tol)
 			}
 		})
+	}
+}
+
+// The backbone's tokenizer, read from the GGUF keys the converter wrote, encodes as the
+// checkpoint's tokenizer.json does.
+func TestBackboneTokenizer(t *testing.T) {
+	for _, name := range models {
+		b := load(t, convertModel(t, name, ggml.TypeF32), llm.Options{})
+		want, err := tokenizer.FromJSON(filepath.Join("testdata", name, "hf", "tokenizer.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := "the quick brown fox jumps over the lazy dog, 12345 times! <|im_start|> <|eot_id|>"
+		got := b.Tokenizer().Encode(text, tokenizer.EncodeOptions{})
+		if !slices.Equal(got, want.Encode(text, tokenizer.EncodeOptions{})) || b.Tokenizer().Decode(got, false) != text {
+			t.Fatalf("%s: backbone tokenizer gives %v", name, got)
+		}
 	}
 }

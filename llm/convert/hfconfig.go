@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 )
 
 // hfConfig is the part of a HuggingFace config.json that the supported architectures use.
@@ -164,4 +166,15 @@ func llama3RopeFactors(c hfConfig) []float32 {
 		}
 	}
 	return out
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return nil
 }

