@@ -9,7 +9,7 @@ type StreamDecoder struct {
 	t           *Tokenizer
 	skipSpecial bool
 	pending     []byte
-	started     bool
+	started     bool // some text has been decoded
 }
 
 // NewStreamDecoder starts decoding a new stream of ids.
@@ -19,8 +19,9 @@ func (t *Tokenizer) NewStreamDecoder(skipSpecial bool) *StreamDecoder {
 
 // Add decodes one more id and returns the text it completes, possibly "".
 func (d *StreamDecoder) Add(id int32) string {
+	before := len(d.pending)
 	d.pending = d.t.appendPiece(d.pending, id, d.skipSpecial, !d.started)
-	d.started = true
+	d.started = d.started || len(d.pending) > before
 	keep := incompleteTail(d.pending)
 	out := toValidUTF8(d.pending[:len(d.pending)-keep])
 	d.pending = append(d.pending[:0], d.pending[len(d.pending)-keep:]...)

@@ -218,13 +218,14 @@ func (t *Tokenizer) AddTokens(contents []string, special bool) (int32, error) {
 // dropped: they cannot come from the model.
 func (t *Tokenizer) Decode(ids []int32, skipSpecial bool) string {
 	var b []byte
-	for i, id := range ids {
-		b = t.appendPiece(b, id, skipSpecial, i == 0)
+	for _, id := range ids {
+		b = t.appendPiece(b, id, skipSpecial, len(b) == 0)
 	}
 	return toValidUTF8(b)
 }
 
-// appendPiece appends the bytes of one token.
+// appendPiece appends the bytes of one token; first says nothing has been decoded before it (a
+// SentencePiece decoder drops the leading space that encoding added).
 func (t *Tokenizer) appendPiece(dst []byte, id int32, skipSpecial, first bool) []byte {
 	if id < 0 || int(id) >= len(t.vocab) {
 		return dst

@@ -179,3 +179,71 @@ func TestBadTokenizerFiles(t *testing.T) {
 		t.Fatalf("unknown pre-tokenizer: %v", err)
 	}
 }
+
+// A small SentencePiece vocabulary in llama.cpp's GGUF form (scores, byte tokens, a leading
+// "▁"), with ids worked out by hand from the algorithm: pieces of higher score merge first,
+// characters outside the vocabulary fall back to their bytes, and decoding drops the "▁" that
+// encoding put in front.
+func TestSmallSentencePiece(t *testing.T) {
+	tokens := []string{"<unk>", "<s>", "</s>"}
+	types := []int32{2, 3, 3}
+	scores := []float32{0, 0, 0}
+	for b := range 256 {
+		tokens, types, scores = append(tokens, fmt.Sprintf("<0x%02X>", b)), append(types, 6), append(scores, 0)
+	}
+	piece := map[string]int32{}
+	for _, p := range []struct {
+		s     string
+		score float32
+	}{
+		{"▁", -1}, {"h", -1}, {"e", -1}, {"l", -1}, {"o", -1}, {"w", -1}, {"r", -1}, {"d", -1},
+		{"ll", -2}, {"▁h", -3}, {"▁he", -4}, {"llo", -5}, {"▁hello", -6}, {"▁w", -7}, {"or", -8}, {"ld", -9}, {"▁wor", -10}, {"▁world", -11},
+		{"el", -2.5}, // scores above "▁h" but must lose to "ll" on "ello"
+	} {
+		piece[p.s] = int32(len(tokens))
+		tokens, types, scores = append(tokens, p.s), append(types, 1), append(scores, p.score)
+	}
+	kv := map[string]any{"general.architecture": "tokenizer-only", "tokenizer.ggml.model": "llama",
+		"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.scores": scores,
+		"tokenizer.ggml.bos_token_id": uint32(1), "tokenizer.ggml.eos_token_id": uint32(2), "tokenizer.ggml.unknown_token_id": uint32(0)}
+	p := filepath.Join(t.TempDir(), "spm.gguf")
+	if err := ggml.WriteFile(p, kv, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ggml.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byteID := func(b byte) int32 { return 3 + int32(b) }
+	cases := []struct {
+		text string
+		want []int32
+	}{
+		// "▁hello▁world": ll(-2) first, then ▁h, ▁he, llo, ▁hello; ▁w, or, ld, ▁wor, ▁world.
+		{"hello world", []int32{1, piece["▁hello"], piece["▁world"]}},
+		// "é" is not a piece: its two UTF-8 bytes stand for it, and cut "▁he" short.
+		{"hél", []int32{1, piece["▁h"], byteID(0xC3), byteID(0xA9), piece["l"]}},
+		{"hell", []int32{1, piece["▁he"], piece["ll"]}},
+	}
+	for _, c := range cases {
+		got := tok.Encode(c.text, tokenizer.EncodeOptions{AddSpecial: true})
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%q: got %v, want %v", c.text, got, c.want)
+		}
+		if back := tok.Decode(got, true); back != c.text {
+			t.Errorf("%q decodes to %q", c.text, back)
+		}
+		d := tok.NewStreamDecoder(true)
+		var sb strings.Builder
+		for _, id := range got {
+			sb.WriteString(d.Add(id))
+		}
+		if sb.WriteString(d.Flush()); sb.String() != c.text {
+			t.Errorf("%q streams as %q", c.text, sb.String())
+		}
+	}
+}
