@@ -21,16 +21,7 @@ func TestGGUFKeysEncodeAsHuggingFace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kv["general.architecture"] = "tokenizer-only"
-			path := filepath.Join(t.TempDir(), name+".gguf")
-			if err := ggml.WriteFile(path, kv, nil); err != nil {
-				t.Fatal(err)
-			}
-			f, err := ggml.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok, err := tokenizer.FromGGUF(f)
+			tok, err := viaGGUF(t, kv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,4 +35,19 @@ func TestGGUFKeysEncodeAsHuggingFace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// viaGGUF writes tokenizer keys to a GGUF file and loads the tokenizer back from it.
+func viaGGUF(t *testing.T, kv map[string]any) (*tokenizer.Tokenizer, error) {
+	t.Helper()
+	kv["general.architecture"] = "tokenizer-only"
+	path := filepath.Join(t.TempDir(), "tokenizer.gguf")
+	if err := ggml.WriteFile(path, kv, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ggml.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokenizer.FromGGUF(f)
 }

@@ -259,10 +259,18 @@ func (t *Tokenizer) readPipeline(f *jsonFile) error {
 		}
 		// A special token before the sequence is a BOS added to every encoding; after it, an EOS.
 		if name := specialIn(st.Single[0]); name != "" {
-			t.AddBOS, t.BOS = true, t.ids[name]
+			id, ok := t.ids[name]
+			if !ok {
+				return fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
+			}
+			t.AddBOS, t.BOS = true, id
 		}
 		if name := specialIn(st.Single[len(st.Single)-1]); name != "" && len(st.Single) > 1 {
-			t.AddEOS, t.EOS = true, t.ids[name]
+			id, ok := t.ids[name]
+			if !ok {
+				return fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
+			}
+			t.AddEOS, t.EOS = true, id
 		}
 	}
 	return nil

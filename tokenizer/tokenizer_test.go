@@ -157,16 +157,7 @@ func TestBadTokenizerFiles(t *testing.T) {
 	}
 
 	gguf := func(t *testing.T, kv map[string]any) error {
-		kv["general.architecture"] = "tokenizer-only"
-		p := filepath.Join(t.TempDir(), "t.gguf")
-		if err := ggml.WriteFile(p, kv, nil); err != nil {
-			t.Fatal(err)
-		}
-		f, err := ggml.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = tokenizer.FromGGUF(f)
+		_, err := viaGGUF(t, kv)
 		return err
 	}
 	if err := gguf(t, map[string]any{"tokenizer.ggml.model": "gpt2"}); !errors.Is(err, ggml.ErrMissingKey) || !strings.Contains(err.Error(), "tokenizer.ggml.tokens") {
@@ -203,18 +194,9 @@ func TestSmallSentencePiece(t *testing.T) {
 		piece[p.s] = int32(len(tokens))
 		tokens, types, scores = append(tokens, p.s), append(types, 1), append(scores, p.score)
 	}
-	kv := map[string]any{"general.architecture": "tokenizer-only", "tokenizer.ggml.model": "llama",
+	tok, err := viaGGUF(t, map[string]any{"tokenizer.ggml.model": "llama",
 		"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.scores": scores,
-		"tokenizer.ggml.bos_token_id": uint32(1), "tokenizer.ggml.eos_token_id": uint32(2), "tokenizer.ggml.unknown_token_id": uint32(0)}
-	p := filepath.Join(t.TempDir(), "spm.gguf")
-	if err := ggml.WriteFile(p, kv, nil); err != nil {
-		t.Fatal(err)
-	}
-	f, err := ggml.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.FromGGUF(f)
+		"tokenizer.ggml.bos_token_id": uint32(1), "tokenizer.ggml.eos_token_id": uint32(2), "tokenizer.ggml.unknown_token_id": uint32(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
