@@ -207,12 +207,28 @@ func isPlacedByName(name string) bool {
 }
 
 // FromConfig wraps the key-values ollama hands a model constructor as a File without tensors,
-// so that constructors read their keys with the same strict parsers as the checkers. Arrays
-// keep ollama's internal representation and cannot be read with Key.
+// so that constructors read their keys with the same strict parsers as the checkers. ollama keeps
+// arrays in an internal type; they are unwrapped into the slices Key expects.
 func FromConfig(c fs.Config) *File {
 	kv := make(map[string]any, c.Len())
+	arch := c.Architecture()
 	for k := range c.Keys() {
-		kv[k] = c.Value(k)
+		v := c.Value(k)
+		switch v.(type) {
+		case uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64, bool, string:
+		default: // an array: fs.Config's accessors take the key without the architecture prefix
+			short := strings.TrimPrefix(k, arch+".")
+			if ints := c.Ints(short); ints != nil {
+				v = ints
+			} else if ss := c.Strings(short); ss != nil {
+				v = ss
+			} else if fs := c.Floats(short); fs != nil {
+				v = fs
+			} else if bs := c.Bools(short); bs != nil {
+				v = bs
+			}
+		}
+		kv[k] = v
 	}
-	return &File{Path: "model " + c.String("general.name", c.Architecture()), KV: kv}
+	return &File{Path: "model " + c.String("general.name", arch), KV: kv}
 }

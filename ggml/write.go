@@ -39,8 +39,8 @@ func EncodeTensor(name string, typ TensorType, shape []uint64, values []float32)
 }
 
 func (t *Tensor) checkEncodable(n int) error {
-	if len(t.Shape) == 0 || len(t.Shape) > 3 {
-		return fmt.Errorf("tensor %q: shape %v must have 1 to 3 dimensions", t.Name, t.Shape)
+	if len(t.Shape) == 0 || len(t.Shape) > maxDims {
+		return fmt.Errorf("tensor %q: shape %v must have 1 to %d dimensions", t.Name, t.Shape, maxDims)
 	}
 	if want := (TensorInfo{Shape: t.Shape}).Elements(); want != uint64(n) {
 		return fmt.Errorf("tensor %q: shape %v holds %d values, got %d", t.Name, t.Shape, want, n)
@@ -63,7 +63,9 @@ func encode(typ TensorType, shape []uint64, values []float32) []byte {
 		}
 		return out
 	}
-	return ggmlbackend.Quantize(typ, values, shape)
+	// Quantization is row by row, so any shape is its rows: [ne0, everything else].
+	rows := uint64(len(values)) / shape[0]
+	return ggmlbackend.Quantize(typ, values, []uint64{shape[0], rows})
 }
 
 // DecodeFloats converts a tensor's encoded bytes back to float32.

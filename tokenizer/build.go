@@ -14,7 +14,7 @@ func newBuilder(size int) *builder {
 	return &builder{
 		t: &Tokenizer{
 			vocab: make([]string, size), types: make([]TokenType, size), ids: make(map[string]int32, size),
-			BOS: -1, EOS: -1, unknown: -1,
+			BOS: -1, EOS: -1, Pad: -1, unknown: -1,
 		},
 		pieces: make(map[string]int32, size),
 	}

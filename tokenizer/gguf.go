@@ -68,7 +68,8 @@ func FromGGUF(f *ggml.File) (*Tokenizer, error) {
 	for _, s := range []struct {
 		key string
 		dst *int32
-	}{{"tokenizer.ggml.bos_token_id", &t.BOS}, {"tokenizer.ggml.eos_token_id", &t.EOS}, {"tokenizer.ggml.unknown_token_id", &t.unknown}} {
+	}{{"tokenizer.ggml.bos_token_id", &t.BOS}, {"tokenizer.ggml.eos_token_id", &t.EOS},
+		{"tokenizer.ggml.padding_token_id", &t.Pad}, {"tokenizer.ggml.unknown_token_id", &t.unknown}} {
 		id, err := ggml.KeyOr(f, s.key, uint32(1<<31))
 		if err != nil {
 			return nil, err
@@ -229,6 +230,9 @@ func (t *Tokenizer) Metadata(size int) (map[string]any, error) {
 	}
 	if t.EOS >= 0 {
 		kv["tokenizer.ggml.eos_token_id"] = uint32(t.EOS)
+	}
+	if t.Pad >= 0 {
+		kv["tokenizer.ggml.padding_token_id"] = uint32(t.Pad)
 	}
 	kv["tokenizer.ggml.add_bos_token"] = t.AddBOS
 	kv["tokenizer.ggml.add_eos_token"] = t.AddEOS

@@ -90,6 +90,7 @@ func (s *jsonStep) flatten() []*jsonStep {
 type jsonConfig struct {
 	BOS          json.RawMessage `json:"bos_token"`
 	EOS          json.RawMessage `json:"eos_token"`
+	Pad          json.RawMessage `json:"pad_token"`
 	AddBOS       *bool           `json:"add_bos_token"`
 	AddEOS       *bool           `json:"add_eos_token"`
 	ChatTemplate json.RawMessage `json:"chat_template"`
@@ -293,7 +294,7 @@ func (t *Tokenizer) applyConfig(c *jsonConfig) error {
 		raw json.RawMessage
 		id  *int32
 		key string
-	}{{c.BOS, &t.BOS, "bos_token"}, {c.EOS, &t.EOS, "eos_token"}} {
+	}{{c.BOS, &t.BOS, "bos_token"}, {c.EOS, &t.EOS, "eos_token"}, {c.Pad, &t.Pad, "pad_token"}} {
 		name := tokenName(s.raw)
 		if name == "" {
 			continue

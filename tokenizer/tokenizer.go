@@ -58,7 +58,7 @@ type Tokenizer struct {
 	unknown      int32      // -1 when the vocabulary has no unknown token
 	byteTokens   [256]int32 // <0xXX> tokens, -1 where the vocabulary has none
 
-	BOS, EOS       int32 // -1 when absent
+	BOS, EOS, Pad  int32 // -1 when absent
 	AddBOS, AddEOS bool
 	ChatTemplate   string
 

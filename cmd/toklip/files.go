@@ -4,19 +4,24 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	visionconvert "github.com/toklip/toklip/visiontok/convert"
 )
 
 func runConvert(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
 	out := fs.String("o", "", "the GGUF file to write")
-	typ := fs.String("type", "F16", "type of the weight matrices: F32, F16, BF16, Q8_0, Q4_0")
+	typ := fs.String("type", "", "type of the weight matrices: F32, F16, BF16, Q8_0, Q4_0 (default F16 for a HuggingFace model, F32 for TokLIP, whose VQ model always stays F32)")
 	name := fs.String("name", "", "general.name of the model (default: from the checkpoint)")
+	tok := fs.String("tokenizer", "", "TokLIP: the text tower's tokenizer.json (SigLIP2's Gemma tokenizer)")
+	heads := fs.Int("heads", 16, "TokLIP: attention heads of the ViT and text tower (16 in the released models)")
+	groups := fs.Int("groups", 32, "TokLIP: GroupNorm groups of the VQ model (32 in the released models)")
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
@@ -24,11 +29,24 @@ func runConvert(args []string, stdout io.Writer) error {
 	if *out == "" {
 		return fmt.Errorf("%w: -o OUT.gguf is required", errUsage)
 	}
+	st, err := os.Stat(pos[0])
+	if err != nil {
+		return err
+	}
+	toklip := !st.IsDir() // a TokLIP training checkpoint is one .pt file; a HuggingFace model a folder
+	if *typ == "" {
+		*typ = map[bool]string{true: "F32", false: "F16"}[toklip]
+	}
 	t, err := ggml.ParseType(*typ)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := convert.Convert(pos[0], *out, convert.Options{Type: t, Name: *name}); err != nil {
+	if toklip {
+		err = visionconvert.Convert(pos[0], *out, visionconvert.Options{Type: t, Tokenizer: *tok, Heads: *heads, Groups: *groups, Name: *name})
+	} else {
+		err = convert.Convert(pos[0], *out, convert.Options{Type: t, Name: *name})
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)

@@ -23,7 +23,7 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"convert":  {"convert a HuggingFace checkpoint folder to a GGUF model", "SRC_DIR -o OUT.gguf [-type F16]", runConvert},
+	"convert":  {"convert a HuggingFace folder or a TokLIP checkpoint to a GGUF model", "SRC -o OUT.gguf [-type F16] [-tokenizer tokenizer.json]", runConvert},
 	"quantize": {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
 	"inspect":  {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
 	"system":   {"print the CPU features this build of ggml uses", "", runSystem},

@@ -1,0 +1,85 @@
+package visiontok
+
+import (
+	"math"
+
+	"github.com/ollama/ollama/ml"
+)
+
+// Forward normalizes x [W, H, C] over groups of C/groups channels (with all their pixels), then
+// applies the per-channel affine weights. The channels of a group are contiguous in ggml's
+// layout, so each group is one row of a [W*H*C/groups, groups] view, which ggml_norm normalizes.
+func (g *GroupNorm) Forward(ctx ml.Context, x ml.Tensor, groups int, eps float32) ml.Tensor {
+	w, h, c := x.Dim(0), x.Dim(1), x.Dim(2)
+	x = x.Contiguous(ctx).Reshape(ctx, w*h*c/groups, groups).LayerNorm(ctx, nil, nil, eps)
+	x = x.Reshape(ctx, w, h, c)
+	return x.Mul(ctx, g.Weight.Reshape(ctx, 1, 1, c)).Add(ctx, g.Bias.Reshape(ctx, 1, 1, c))
+}
+
+// geluTanh is GELU with the tanh approximation, x * sigmoid(2c(x + 0.044715 x^3)) with
+// c = sqrt(2/pi), written out in float32 ops: ggml's own GELU reads an F16 table, whose ~1e-3
+// relative error would exceed the parity tolerance.
+func geluTanh(ctx ml.Context, x ml.Tensor) ml.Tensor {
+	inner := x.Add(ctx, x.Mul(ctx, x).Mul(ctx, x).Scale(ctx, 0.044715)).Scale(ctx, 2*math.Sqrt(2/math.Pi))
+	return x.Mul(ctx, inner.Sigmoid(ctx))
+}
+
+// attend is scaled dot-product attention: q [d, heads, n], k and v [d, heads, m]; mask, when not
+// nil, is [m, n] and is added before the softmax. Returns [d*heads, n].
+func attend(ctx ml.Context, q, k, v, mask ml.Tensor) ml.Tensor {
+	d, heads, n := q.Dim(0), q.Dim(1), q.Dim(2)
+	q = q.Permute(ctx, 0, 2, 1, 3)
+	k = k.Permute(ctx, 0, 2, 1, 3)
+	kq := k.MulmatFullPrec(ctx, q).Scale(ctx, 1/math.Sqrt(float64(d))) // [m, n, heads]
+	if mask != nil {
+		kq = kq.Add(ctx, mask)
+	}
+	kq = kq.Softmax(ctx)
+	v = v.Permute(ctx, 1, 2, 0, 3).Contiguous(ctx) // [m, d, heads]
+	return v.Mulmat(ctx, kq).Permute(ctx, 0, 2, 1, 3).Contiguous(ctx, d*heads, n)
+}
+
+// splitQKV cuts a fused projection [3*d*heads, n] into q, k, v of [d, heads, n].
+func splitQKV(ctx ml.Context, qkv ml.Tensor, parts, heads int) []ml.Tensor {
+	width := qkv.Dim(0) / parts
+	n := qkv.Dim(1)
+	out := make([]ml.Tensor, parts)
+	for i, t := range qkv.ChunkSections(ctx, 0, repeat(width, parts)...) {
+		out[i] = t.Contiguous(ctx, width/heads, heads, n)
+	}
+	return out
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// forward runs a pre-norm block over x [width, n]: x += attn(LN(x)); x += mlp(LN(x)). attention
+// maps the normalized input to the attention output [width, n].
+func (b *Block) forward(ctx ml.Context, x ml.Tensor, eps float32, attention func(h ml.Tensor) ml.Tensor) ml.Tensor {
+	x = x.Add(ctx, b.Out.Forward(ctx, attention(b.AttnNorm.Forward(ctx, x, eps))))
+	h := b.FFNNorm.Forward(ctx, x, eps)
+	return x.Add(ctx, b.Down.Forward(ctx, geluTanh(ctx, b.Up.Forward(ctx, h))))
+}
+
+// selfAttention is a block's attention over its own tokens, with an optional additive mask.
+func (b *Block) selfAttention(ctx ml.Context, h ml.Tensor, heads int, mask ml.Tensor) ml.Tensor {
+	qkv := splitQKV(ctx, b.QKV.Forward(ctx, h), 3, heads)
+	return attend(ctx, qkv[0], qkv[1], qkv[2], mask)
+}
+
+// causalMask is the additive [n, n] mask that lets position i see positions <= i.
+func causalMask(ctx ml.Context, n int) ml.Tensor {
+	m := make([]float32, n*n)
+	inf := float32(math.Inf(-1))
+	for i := range n { // query i is row i of the [keys, queries] layout
+		for j := i + 1; j < n; j++ {
+			m[i*n+j] = inf
+		}
+	}
+	return ctx.Input().FromFloats(m, n, n)
+}
