@@ -138,10 +138,10 @@ func TestJPEGOrientation(t *testing.T) {
 	}
 	// Where the stored image's red left half and green bottom-right quarter end up, per orientation.
 	cases := []struct {
-		o           uint16
-		w, h        int
-		redAt       image.Point
-		greenAt     image.Point
+		o            uint16
+		w, h         int
+		redAt        image.Point
+		greenAt      image.Point
 		littleEndian bool
 	}{
 		{1, 40, 20, image.Pt(5, 10), image.Pt(35, 15), true},

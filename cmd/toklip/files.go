@@ -11,6 +11,7 @@ import (
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/visiontok"
 	visionconvert "github.com/toklip/toklip/visiontok/convert"
 )
 
@@ -99,6 +100,15 @@ func runInspect(args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "image tokens  %d from id %d, begin %d, end %d, %dx%d per image\n", it.Count, it.First, it.Begin, it.End, it.Grid, it.Grid)
 		} else {
 			fmt.Fprintln(stdout, "image tokens  none (text-only backbone)")
+		}
+	}
+	if c, err := visiontok.ReadConfig(f); err == nil && f.Architecture() == visiontok.Architecture {
+		fmt.Fprintf(stdout, "image         %d px, %dx%d VQ ids from a %d x %d codebook\nVQ model     channels %d x %v, %d res blocks, z %d, %d groups\nViT           %d layers, width %d, %d heads, FFN %d\n",
+			c.ImageSize, c.Grid, c.Grid, c.CodebookSize, c.CodebookDim, c.Channels, c.ChannelMult, c.ResBlocks, c.ZChannels, c.Groups, c.Depth, c.Width, c.Heads, c.FFN)
+		if t := c.Text; t.Depth > 0 {
+			fmt.Fprintf(stdout, "text tower    %d layers, width %d, %d heads, context %d, vocabulary %d\n", t.Depth, t.Width, t.Heads, t.Context, t.Vocab)
+		} else {
+			fmt.Fprintln(stdout, "text tower    none")
 		}
 	}
 	return nil
