@@ -47,8 +47,10 @@ run: build
 	$(BIN) $(ARGS)
 
 # Regenerates the committed golden files; needs Debian's python3-torch (never needed by CI).
-reference:
+reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_golden.py --out llm/testdata
+	/usr/bin/python3 tools/reference/make_toklip_golden.py --out visiontok/testdata
+	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
 
 clean:
 	rm -rf bin $(BENCH_DIR)

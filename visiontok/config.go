@@ -143,3 +143,39 @@ func readTextConfig(f *ggml.File) (TextConfig, error) {
 func bad(f *ggml.File, name, format string, args ...any) error {
 	return &ggml.FileError{Path: f.Path, Key: key(name), Kind: ggml.ErrFormat, Detail: fmt.Sprintf(format, args...)}
 }
+
+// KV is the model's keys as a GGUF file holds them (ReadConfig reads them back). general.* and
+// the tokenizer's keys are the writer's to add.
+func (c Config) KV() map[string]any {
+	mult := make([]int32, len(c.ChannelMult))
+	for i, m := range c.ChannelMult {
+		mult[i] = int32(m)
+	}
+	kv := map[string]any{
+		"general.architecture":              Architecture,
+		key("image_size"):                   uint32(c.ImageSize),
+		key("vq.kind"):                      "llamagen-vq16",
+		key("vq.codebook_size"):             uint32(c.CodebookSize),
+		key("vq.embedding_length"):          uint32(c.CodebookDim),
+		key("vq.channels"):                  uint32(c.Channels),
+		key("vq.channel_mult"):              mult,
+		key("vq.res_blocks"):                uint32(c.ResBlocks),
+		key("vq.z_channels"):                uint32(c.ZChannels),
+		key("vq.groups"):                    uint32(c.Groups),
+		key("block_count"):                  uint32(c.Depth),
+		key("embedding_length"):             uint32(c.Width),
+		key("attention.head_count"):         uint32(c.Heads),
+		key("feed_forward_length"):          uint32(c.FFN),
+		key("attention.layer_norm_epsilon"): c.LNEps,
+	}
+	if t := c.Text; t.Depth > 0 {
+		kv[key("text.block_count")] = uint32(t.Depth)
+		kv[key("text.embedding_length")] = uint32(t.Width)
+		kv[key("text.attention.head_count")] = uint32(t.Heads)
+		kv[key("text.feed_forward_length")] = uint32(t.FFN)
+		kv[key("text.context_length")] = uint32(t.Context)
+		kv[key("text.vocab_size")] = uint32(t.Vocab)
+		kv[key("text.canonicalize")] = t.Canonicalize
+	}
+	return kv
+}

@@ -103,7 +103,7 @@ func runInspect(args []string, stdout io.Writer) error {
 		}
 	}
 	if c, err := visiontok.ReadConfig(f); err == nil && f.Architecture() == visiontok.Architecture {
-		fmt.Fprintf(stdout, "image         %d px, %dx%d VQ ids from a %d x %d codebook\nVQ model     channels %d x %v, %d res blocks, z %d, %d groups\nViT           %d layers, width %d, %d heads, FFN %d\n",
+		fmt.Fprintf(stdout, "image         %d px, %dx%d VQ ids from a %d x %d codebook\nVQ model      channels %d x %v, %d res blocks, z %d, %d groups\nViT           %d layers, width %d, %d heads, FFN %d\n",
 			c.ImageSize, c.Grid, c.Grid, c.CodebookSize, c.CodebookDim, c.Channels, c.ChannelMult, c.ResBlocks, c.ZChannels, c.Groups, c.Depth, c.Width, c.Heads, c.FFN)
 		if t := c.Text; t.Depth > 0 {
 			fmt.Fprintf(stdout, "text tower    %d layers, width %d, %d heads, context %d, vocabulary %d\n", t.Depth, t.Width, t.Heads, t.Context, t.Vocab)

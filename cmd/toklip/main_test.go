@@ -41,6 +41,23 @@ func TestConvertQuantizeInspect(t *testing.T) {
 	}
 }
 
+func TestConvertTokLIPCheckpoint(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "tiny.gguf")
+	td := filepath.Join("..", "..", "visiontok", "testdata")
+	code, _, errOut := runCLI("convert", filepath.Join(td, "toklip-tiny.pt"), "-o", out,
+		"-tokenizer", filepath.Join(td, "tokenizer", "tokenizer.json"), "-heads", "4", "-groups", "8")
+	if code != 0 {
+		t.Fatalf("convert: exit %d, %q", code, errOut)
+	}
+	code, stdout, errOut := runCLI("inspect", out)
+	if code != 0 || !strings.Contains(stdout, "128 px, 8x8 VQ ids") || !strings.Contains(stdout, "2 layers, width 64, 4 heads") {
+		t.Fatalf("inspect: exit %d, %q %q", code, stdout, errOut)
+	}
+	if code, _, errOut := runCLI("convert", filepath.Join(td, "toklip-tiny.pt"), "-o", out); code != 1 || !strings.Contains(errOut, "tokenizer") {
+		t.Fatalf("convert without the text tower's tokenizer: exit %d, %q", code, errOut)
+	}
+}
+
 func TestErrorsAndExitCodes(t *testing.T) {
 	notGGUF := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(notGGUF, []byte("hello"), 0o644)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make bench: toklip's tokenizer against HuggingFace's, and its backbone against llama.cpp
-# (node-llama-cpp, built natively for this CPU).
+# make bench: toklip's tokenizer against HuggingFace's, TokLIP's vision paths against the machine's
+# matmul ceiling, and the LLM backbone against llama.cpp (node-llama-cpp, built natively here).
 # Usage: tools/bench/run.sh WORK_DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -34,6 +34,10 @@ if [ ! -f tools/tokenizer/node_modules/.package-lock.json ]; then
   (cd tools/tokenizer && npm ci --no-audit --no-fund)
 fi
 go run ./tools/bench/tokenizer
+echo
+
+# TokLIP's vision paths at the released shapes (S-256, L-384), random weights.
+go run ./tools/bench/vision -dir "$work"
 echo
 
 go run ./tools/bench/backbone -dir "$work" \

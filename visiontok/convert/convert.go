@@ -313,35 +313,12 @@ func mapTensors(ck *checkpoint, sd map[string]*tensorRef, cfg visiontok.Config, 
 }
 
 func metadata(src string, c visiontok.Config, opts Options) (map[string]any, error) {
-	name := opts.Name
-	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+	kv := c.KV()
+	kv["general.name"] = opts.Name
+	if opts.Name == "" {
+		kv["general.name"] = strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
 	}
-	ft, _ := ggml.FileType(opts.Type)
-	mult := make([]int32, len(c.ChannelMult))
-	for i, m := range c.ChannelMult {
-		mult[i] = int32(m)
-	}
-	k := func(s string) string { return visiontok.Architecture + "." + s }
-	kv := map[string]any{
-		"general.architecture":            visiontok.Architecture,
-		"general.name":                    name,
-		"general.file_type":               ft,
-		k("image_size"):                   uint32(c.ImageSize),
-		k("vq.kind"):                      "llamagen-vq16",
-		k("vq.codebook_size"):             uint32(c.CodebookSize),
-		k("vq.embedding_length"):          uint32(c.CodebookDim),
-		k("vq.channels"):                  uint32(c.Channels),
-		k("vq.channel_mult"):              mult,
-		k("vq.res_blocks"):                uint32(c.ResBlocks),
-		k("vq.z_channels"):                uint32(c.ZChannels),
-		k("vq.groups"):                    uint32(c.Groups),
-		k("block_count"):                  uint32(c.Depth),
-		k("embedding_length"):             uint32(c.Width),
-		k("attention.head_count"):         uint32(c.Heads),
-		k("feed_forward_length"):          uint32(c.FFN),
-		k("attention.layer_norm_epsilon"): c.LNEps,
-	}
+	kv["general.file_type"], _ = ggml.FileType(opts.Type)
 	if t := c.Text; t.Depth > 0 {
 		if opts.Tokenizer == "" {
 			return nil, errors.New("convert: the checkpoint has a text tower: give its tokenizer.json (SigLIP2's Gemma tokenizer), whose tokenizer_config.json beside it says how text is padded")
@@ -354,16 +331,9 @@ func metadata(src string, c visiontok.Config, opts Options) (map[string]any, err
 		if err != nil {
 			return nil, err
 		}
-		for key, v := range tkv {
-			kv[key] = v
+		for k, v := range tkv {
+			kv[k] = v
 		}
-		kv[k("text.block_count")] = uint32(t.Depth)
-		kv[k("text.embedding_length")] = uint32(t.Width)
-		kv[k("text.attention.head_count")] = uint32(t.Heads)
-		kv[k("text.feed_forward_length")] = uint32(t.FFN)
-		kv[k("text.context_length")] = uint32(t.Context)
-		kv[k("text.vocab_size")] = uint32(t.Vocab)
-		kv[k("text.canonicalize")] = t.Canonicalize
 	}
 	return kv, nil
 }
