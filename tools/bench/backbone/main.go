@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -53,6 +54,8 @@ func main() {
 	decode := flag.Int("decode", 128, "generated tokens")
 	flag.Parse()
 	log.SetFlags(0)
+	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	hf := filepath.Join(*dir, "qwen2.5-0.5b-random")
 	if err := writeCheckpoint(hf, *tokenizer); err != nil {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,8 @@ func main() {
 	runs := flag.Int("runs", 7, "timed runs per measurement")
 	flag.Parse()
 	log.SetFlags(0)
+	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	data, err := os.ReadFile("tokenizer/testdata/corpus.txt")
 	if err != nil {
 		log.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -38,6 +39,8 @@ func main() {
 	threads := flag.Int("threads", ggml.DefaultThreads(), "CPU threads")
 	flag.Parse()
 	log.SetFlags(0)
+	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	ceiling, err := matmulCeiling(*dir, *threads)
 	if err != nil {
