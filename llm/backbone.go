@@ -9,7 +9,6 @@ import (
 
 	"github.com/ollama/ollama/kvcache"
 	"github.com/ollama/ollama/ml"
-	"github.com/ollama/ollama/model"
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
@@ -42,13 +41,17 @@ var (
 // Seq names one sequence slot of a backbone's KV cache.
 type Seq int
 
-// Input is one position of a forward pass: a token of a sequence, or, when Embedding is set,
-// an input embedding of Hidden values that takes the token embedding's place (an image
-// feature). Logits asks for this position's logits.
+// Input is one position of a forward pass: a token of a sequence, or in its place an input
+// embedding of Hidden values (Embedding), or a TokLIP feature (Feature, the projector's input
+// width) whose projection takes the token embedding's place (an image token of a prompt) or,
+// with Fuse, is added to the token's embedding (a generated image id under semantic fusion).
+// Logits asks for this position's logits.
 type Input struct {
 	Seq       Seq
 	Token     int32
 	Embedding []float32
+	Feature   []float32
+	Fuse      bool
 	Logits    bool
 }
 
@@ -96,6 +99,9 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		return nil, err
 	}
 	lm.cfg = cfg
+	if cfg.Projector.Depth == 0 {
+		lm.Projector = nil
+	}
 	tok, err := tokenizer.FromGGUF(f)
 	if err == nil && tok.VocabSize() > cfg.Vocab {
 		err = fmt.Errorf("%s: the tokenizer has %d tokens but the embedding only %d rows", path, tok.VocabSize(), cfg.Vocab)
@@ -268,11 +274,17 @@ func (b *Backbone) checkInputs(inputs []Input) error {
 		if !b.valid(in.Seq) {
 			return fmt.Errorf("forward: input %d: sequence %d is not acquired", i, in.Seq)
 		}
-		if in.Embedding != nil {
-			if len(in.Embedding) != b.cfg.Hidden {
-				return fmt.Errorf("forward: input %d: embedding has %d values, want %d", i, len(in.Embedding), b.cfg.Hidden)
-			}
-		} else if in.Token < 0 || int(in.Token) >= b.cfg.Vocab {
+		switch {
+		case in.Embedding != nil && in.Feature != nil:
+			return fmt.Errorf("forward: input %d has both an embedding and a feature", i)
+		case in.Embedding != nil && len(in.Embedding) != b.cfg.Hidden:
+			return fmt.Errorf("forward: input %d: embedding has %d values, want %d", i, len(in.Embedding), b.cfg.Hidden)
+		case in.Feature != nil && b.cfg.Projector.Depth == 0:
+			return fmt.Errorf("forward: input %d: the model has no projector for image features", i)
+		case in.Feature != nil && len(in.Feature) != b.cfg.Projector.InputWidth:
+			return fmt.Errorf("forward: input %d: feature has %d values, want %d", i, len(in.Feature), b.cfg.Projector.InputWidth)
+		}
+		if in.Embedding == nil && (in.Token < 0 || int(in.Token) >= b.cfg.Vocab) {
 			return fmt.Errorf("forward: input %d: token %d is outside the vocabulary of %d", i, in.Token, b.cfg.Vocab)
 		}
 		added[in.Seq]++
@@ -305,6 +317,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	batch := input.Batch{Positions: make([]int32, len(inputs)), Sequences: make([]int, len(inputs))}
 	tokens := make([]int32, len(inputs))
 	var outputs []int32
+	var feats *features
 	for i := 0; i < len(inputs); i++ {
 		in := inputs[i]
 		batch.Positions[i] = b.slots[in.Seq].length
@@ -313,6 +326,16 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 		tokens[i] = in.Token
 		if in.Logits {
 			outputs = append(outputs, int32(i))
+		}
+		if in.Feature != nil {
+			if feats == nil {
+				feats = &features{}
+			}
+			feats.at = append(feats.at, int32(i))
+			feats.fuse = append(feats.fuse, in.Fuse)
+			if !in.Fuse {
+				tokens[i] = 0 // looked up, then overwritten by the projected feature
+			}
 		}
 		if in.Embedding != nil {
 			tokens[i] = 0 // looked up, then overwritten by the embedding
@@ -332,6 +355,13 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 		t := ctx.Input().FromFloats(flat, b.cfg.Hidden, len(mi.Multimodal))
 		batch.Multimodal[i].Multimodal = []input.Multimodal{{Tensor: t}}
 	}
+	if feats != nil {
+		flat := make([]float32, 0, len(feats.at)*b.cfg.Projector.InputWidth)
+		for _, i := range feats.at {
+			flat = append(flat, inputs[i].Feature...)
+		}
+		feats.values = ctx.Input().FromFloats(flat, b.cfg.Projector.InputWidth, len(feats.at))
+	}
 	wanted := len(outputs)
 	if wanted == 0 {
 		outputs = []int32{int32(len(inputs) - 1)} // the graph needs one output row; its logits are dropped
@@ -340,11 +370,14 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	batch.Outputs = ctx.Input().FromInts(outputs, len(outputs))
 	ctx.SetBatchSize(len(inputs))
 
-	t, err := model.Forward(ctx, b.model, batch)
+	if err := b.cache.StartForward(ctx, batch, false); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	t, err := b.model.forward(ctx, batch, feats)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	ctx.Compute(t)
+	ctx.Forward(t).Compute(t)
 	flat := t.Floats()
 	vocab := b.cfg.Vocab
 	if len(flat) != vocab*len(outputs) {

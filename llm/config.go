@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/projector"
 )
 
 // Config is a backbone's shape and hyperparameters, read from the GGUF keys that llama.cpp
@@ -27,7 +28,8 @@ type Config struct {
 	RopeNeoX  bool    // rotate halves (Qwen2) rather than adjacent pairs (Llama, after the converter's permutation)
 	Tied      bool    // output projection shares token_embd
 
-	Images ImageTokens
+	Images    ImageTokens
+	Projector projector.Config // Depth 0: no projector (a text-only model)
 }
 
 // ImageTokens describes the image tokens a vocabulary-extended model adds: Count ids from First
@@ -76,8 +78,16 @@ func ReadConfig(f *ggml.File) (Config, error) {
 	c.Vocab = int(emb.Shape[1])
 	_, hasOutput := f.Tensor("output.weight")
 	c.Tied = !hasOutput
-	c.Images, err = readImageTokens(f, c.key, c.Vocab)
-	return c, err
+	if c.Images, err = readImageTokens(f, c.key, c.Vocab); err != nil {
+		return c, err
+	}
+	if c.Projector, err = projector.ReadConfig(f, c.Architecture, c.Hidden); err != nil {
+		return c, err
+	}
+	if c.Projector.Depth > 0 && !c.Images.Enabled() {
+		return c, badKey(f, c.key(keyImageCount), "the file has a projector (mm.*) but no image tokens")
+	}
+	return c, nil
 }
 
 func (c Config) key(name string) string { return c.Architecture + "." + name }

@@ -13,6 +13,7 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/projector"
 )
 
 // The architectures this package runs. Their names are llama.cpp's, so a stock GGUF loads; this
@@ -33,10 +34,11 @@ func init() {
 type Model struct {
 	model.Base
 
-	TokenEmbedding *nn.Embedding `gguf:"token_embd"`
-	Layers         []Layer       `gguf:"blk"`
-	OutputNorm     *nn.RMSNorm   `gguf:"output_norm"`
-	Output         *nn.Linear    `gguf:"output,alt:token_embd"`
+	TokenEmbedding *nn.Embedding  `gguf:"token_embd"`
+	Layers         []Layer        `gguf:"blk"`
+	OutputNorm     *nn.RMSNorm    `gguf:"output_norm"`
+	Output         *nn.Linear     `gguf:"output,alt:token_embd"`
+	Projector      *projector.MLP // TokLIP features to input embeddings (mm.N); nil without one
 
 	cfg Config
 }
@@ -71,6 +73,13 @@ func newModel(c fs.Config) (model.Model, error) {
 		return nil, err
 	}
 	m := &Model{Layers: make([]Layer, cfg.Layers), cfg: cfg}
+	// The projector's depth is a key; whether it exists at all is known once the tensors are
+	// (Load drops it when mm.0 is absent).
+	depth, err := ggml.KeyOr(ggml.FromConfig(c), cfg.key("projector.block_count"), uint32(2))
+	if err != nil {
+		return nil, err
+	}
+	m.Projector = projector.New(projector.Config{Depth: int(depth)})
 	m.Cache = kvcache.NewCausalCache(m.shift)
 	return m, nil
 }
@@ -92,6 +101,19 @@ func (m *Model) shift(ctx ml.Context, layer int, key, shift ml.Tensor) (ml.Tenso
 // token embedding at their positions: each entry's tensor is [Hidden, n], for n consecutive
 // positions from Index. Logits come back [Vocab, len(batch.Outputs)].
 func (m *Model) Forward(ctx ml.Context, batch input.Batch) (ml.Tensor, error) {
+	return m.forward(ctx, batch, nil)
+}
+
+// features are TokLIP features entering a forward pass through the projector: column i of
+// values is the feature of batch position at[i]; its projection replaces that position's token
+// embedding, or, where fuse[i], is added to it.
+type features struct {
+	values ml.Tensor // [projector input width, k]
+	at     []int32
+	fuse   []bool
+}
+
+func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features) (ml.Tensor, error) {
 	positions := ctx.Input().FromInts(batch.Positions, len(batch.Positions))
 	hidden := m.TokenEmbedding.Forward(ctx, batch.Inputs)
 	for _, mi := range batch.Multimodal {
@@ -100,6 +122,24 @@ func (m *Model) Forward(ctx ml.Context, batch input.Batch) (ml.Tensor, error) {
 			return nil, fmt.Errorf("input embedding [%d %d] at %d does not fit a batch of %d x %d", e.Dim(0), e.Dim(1), mi.Index, len(batch.Positions), m.cfg.Hidden)
 		}
 		ctx.Forward(e.Copy(ctx, hidden.View(ctx, mi.Index*hidden.Stride(1), e.Dim(0)*e.Dim(1))))
+	}
+	if feats != nil {
+		if m.Projector == nil {
+			return nil, fmt.Errorf("the model has no projector for image features")
+		}
+		proj := m.Projector.Forward(ctx, feats.values, m.cfg.Projector.Activation) // [Hidden, k]
+		// The projected rows either overwrite their positions or are added to them; both go back
+		// with one set_rows, the added ones summed with the token embeddings first.
+		at := ctx.Input().FromInts(feats.at, len(feats.at))
+		base := hidden.Rows(ctx, at)
+		keep := make([]float32, len(feats.at))
+		for i, f := range feats.fuse {
+			if f {
+				keep[i] = 1
+			}
+		}
+		kept := base.Mul(ctx, ctx.Input().FromFloats(keep, 1, len(keep)))
+		hidden = hidden.SetRows(ctx, proj.Add(ctx, kept), at)
 	}
 
 	for i := range m.Layers {

@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/ollama/ollama/ml"
+
+	"github.com/toklip/toklip/ggml"
 )
 
 // Forward normalizes x [W, H, C] over groups of C/groups channels (with all their pixels), then
@@ -14,14 +16,6 @@ func (g *GroupNorm) Forward(ctx ml.Context, x ml.Tensor, groups int, eps float32
 	x = x.Contiguous(ctx).Reshape(ctx, w*h*c/groups, groups).LayerNorm(ctx, nil, nil, eps)
 	x = x.Reshape(ctx, w, h, c)
 	return x.Mul(ctx, g.Weight.Reshape(ctx, 1, 1, c)).Add(ctx, g.Bias.Reshape(ctx, 1, 1, c))
-}
-
-// geluTanh is GELU with the tanh approximation, x * sigmoid(2c(x + 0.044715 x^3)) with
-// c = sqrt(2/pi), written out in float32 ops: ggml's own GELU reads an F16 table, whose ~1e-3
-// relative error would exceed the parity tolerance.
-func geluTanh(ctx ml.Context, x ml.Tensor) ml.Tensor {
-	inner := x.Add(ctx, x.Mul(ctx, x).Mul(ctx, x).Scale(ctx, 0.044715)).Scale(ctx, 2*math.Sqrt(2/math.Pi))
-	return x.Mul(ctx, inner.Sigmoid(ctx))
 }
 
 // attend is scaled dot-product attention: q [d, heads, n], k and v [d, heads, m]; mask, when not
@@ -63,7 +57,7 @@ func repeat(v, n int) []int {
 func (b *Block) forward(ctx ml.Context, x ml.Tensor, eps float32, attention func(h ml.Tensor) ml.Tensor) ml.Tensor {
 	x = x.Add(ctx, b.Out.Forward(ctx, attention(b.AttnNorm.Forward(ctx, x, eps))))
 	h := b.FFNNorm.Forward(ctx, x, eps)
-	return x.Add(ctx, b.Down.Forward(ctx, geluTanh(ctx, b.Up.Forward(ctx, h))))
+	return x.Add(ctx, b.Down.Forward(ctx, ggml.GELUTanh(ctx, b.Up.Forward(ctx, h))))
 }
 
 // selfAttention is a block's attention over its own tokens, with an optional additive mask.

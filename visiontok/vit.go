@@ -8,6 +8,8 @@ import (
 	"github.com/ollama/ollama/ml/nn"
 	"github.com/ollama/ollama/model"
 	"github.com/ollama/ollama/model/input"
+
+	"github.com/toklip/toklip/ggml"
 )
 
 // embed turns VQ ids and their positions into the ViT's input tokens [width, n]:
@@ -43,7 +45,7 @@ func (m *Model) pool(ctx ml.Context, x ml.Tensor) ml.Tensor {
 	q := p.Q.Forward(ctx, p.Latent.Reshape(ctx, w, 1)).Reshape(ctx, w/heads, heads, 1)
 	kv := splitQKV(ctx, p.KV.Forward(ctx, x), 2, heads)
 	o := p.Out.Forward(ctx, attend(ctx, q, kv[0], kv[1], nil))
-	return o.Add(ctx, p.Down.Forward(ctx, geluTanh(ctx, p.Up.Forward(ctx, p.Norm.Forward(ctx, o, m.cfg.LNEps)))))
+	return o.Add(ctx, p.Down.Forward(ctx, ggml.GELUTanh(ctx, p.Up.Forward(ctx, p.Norm.Forward(ctx, o, m.cfg.LNEps)))))
 }
 
 // Forward implements model.Model as the incremental semantic encoder: batch.Inputs are VQ ids,

@@ -97,6 +97,15 @@ func metadata(dir string, cfg hfConfig, opts Options, fileType uint32) (map[stri
 		a("image.begin_token_id", uint32(it.BeginTokenID))
 		a("image.end_token_id", uint32(it.EndTokenID))
 		a("image.grid_size", uint32(it.GridSize))
+		if it.Fusion != "" {
+			a("image.fusion", it.Fusion)
+		}
+	}
+	if p := cfg.Projector; p != nil {
+		a("projector.block_count", uint32(p.Depth))
+		if p.Activation != "" {
+			a("projector.activation", p.Activation)
+		}
 	}
 	vocab, err := vocabKV(dir, cfg.VocabSize, cfg)
 	if err != nil {
@@ -109,7 +118,8 @@ func metadata(dir string, cfg hfConfig, opts Options, fileType uint32) (map[stri
 }
 
 var (
-	layerName = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
+	layerName     = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
+	projectorName = regexp.MustCompile(`^mm_projector\.(\d+)\.(weight|bias)$`)
 	// HuggingFace names within a layer, and their llama.cpp names.
 	layerTensors = map[string]string{
 		"input_layernorm.weight":          "attn_norm.weight",
@@ -139,6 +149,12 @@ func ggufName(name string, cfg hfConfig) (string, error) {
 			return "", nil // a saved copy of the tied embedding
 		}
 		return g, nil
+	}
+	if m := projectorName.FindStringSubmatch(name); m != nil {
+		if cfg.Projector == nil {
+			return "", fmt.Errorf("checkpoint tensor %q is a projector layer, but config.json has no \"projector\"", name)
+		}
+		return "mm." + m[1] + "." + m[2], nil
 	}
 	if m := layerName.FindStringSubmatch(name); m != nil {
 		if strings.HasSuffix(m[2], "rotary_emb.inv_freq") {

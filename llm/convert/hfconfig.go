@@ -31,12 +31,20 @@ type hfConfig struct {
 	// ImageTokens is toklip's extension for vocabulary-extended models: the image-token ids the
 	// LLM was trained with. It is not a HuggingFace key; training scripts write it.
 	ImageTokens *struct {
-		FirstTokenID int `json:"first_token_id"`
-		TokenCount   int `json:"token_count"`
-		BeginTokenID int `json:"begin_token_id"`
-		EndTokenID   int `json:"end_token_id"`
-		GridSize     int `json:"grid_size"`
+		FirstTokenID int    `json:"first_token_id"`
+		TokenCount   int    `json:"token_count"`
+		BeginTokenID int    `json:"begin_token_id"`
+		EndTokenID   int    `json:"end_token_id"`
+		GridSize     int    `json:"grid_size"`
+		Fusion       string `json:"fusion"` // "semantic" or "none" (the default)
 	} `json:"image_tokens"`
+
+	// Projector is toklip's extension too: the MLP from TokLIP features to input embeddings,
+	// whose linear layers the checkpoint holds as mm_projector.N.{weight,bias}.
+	Projector *struct {
+		Depth      int    `json:"depth"`
+		Activation string `json:"activation"`
+	} `json:"projector"`
 
 	BOSTokenID, EOSTokenID *int `json:"-"`
 }
