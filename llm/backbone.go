@@ -67,6 +67,7 @@ type Backbone struct {
 
 	mu    sync.Mutex
 	slots []slot
+	freed chan struct{} // closed (and replaced) whenever a slot is released
 }
 
 type slot struct {
@@ -111,7 +112,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		return nil, err
 	}
 	opts = withDefaults(opts, cfg)
-	b := &Backbone{model: lm, file: f, cfg: cfg, tok: tok, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences)}
+	b := &Backbone{model: lm, file: f, cfg: cfg, tok: tok, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}
 	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
 	if err := b.reserve(); err != nil {
 		b.Close()
@@ -159,7 +160,7 @@ func (b *Backbone) reserve() (err error) {
 		return err
 	}
 	ctx.SetBatchSize(n)
-	ctx.Forward(t).Reserve()
+	ggml.Reserve(ctx, t)
 	return nil
 }
 
@@ -189,15 +190,36 @@ func (b *Backbone) Options() Options { return b.opts }
 
 // Acquire takes a free sequence slot, empty.
 func (b *Backbone) Acquire() (Seq, error) {
+	s, _, err := b.tryAcquire()
+	return s, err
+}
+
+// AcquireWait is Acquire that waits for a slot to be released, until ctx ends.
+func (b *Backbone) AcquireWait(ctx context.Context) (Seq, error) {
+	for {
+		s, freed, err := b.tryAcquire()
+		if err != ErrNoFreeSequence {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-freed:
+		}
+	}
+}
+
+// tryAcquire takes a free slot, or returns the channel that the next release closes.
+func (b *Backbone) tryAcquire() (Seq, chan struct{}, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for i := range b.slots {
 		if !b.slots[i].used {
 			b.slots[i] = slot{used: true}
-			return Seq(i), nil
+			return Seq(i), nil, nil
 		}
 	}
-	return 0, ErrNoFreeSequence
+	return 0, b.freed, ErrNoFreeSequence
 }
 
 // Release empties a sequence's cache entries and frees its slot.
@@ -207,6 +229,8 @@ func (b *Backbone) Release(s Seq) {
 	if b.valid(s) {
 		b.cache.Remove(int(s), 0, math.MaxInt32) // removing a whole sequence shifts nothing and cannot fail
 		b.slots[s] = slot{}
+		close(b.freed)
+		b.freed = make(chan struct{})
 	}
 }
 
@@ -377,8 +401,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	ctx.Forward(t).Compute(t)
-	flat := t.Floats()
+	flat := ggml.Compute(ctx, t)
 	vocab := b.cfg.Vocab
 	if len(flat) != vocab*len(outputs) {
 		return nil, fmt.Errorf("forward: got %d logits for %d outputs of %d", len(flat), len(outputs), vocab)

@@ -97,6 +97,12 @@ func convertModel(t *testing.T, name string, typ ggml.TensorType) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	for _, e := range engines {
+		e.Close()
+	}
+	for _, d := range engineDirs {
+		os.RemoveAll(d)
+	}
 	for _, p := range converted {
 		os.RemoveAll(filepath.Dir(p))
 	}

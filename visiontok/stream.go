@@ -7,6 +7,8 @@ import (
 
 	"github.com/ollama/ollama/model"
 	"github.com/ollama/ollama/model/input"
+
+	"github.com/toklip/toklip/ggml"
 )
 
 // ErrNoFreeStream is returned by NewStream when every KV-cache sequence is in use.
@@ -79,9 +81,9 @@ func (s *Stream) Add(ids []int32) (feats [][]float32, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
-	ctx.Compute(t)
+	out := ggml.Compute(ctx, t)
 	s.pos += n
-	return rows(t.Floats(), v.cfg.Width), nil
+	return rows(out, v.cfg.Width), nil
 }
 
 // Close frees the stream's cache slot.

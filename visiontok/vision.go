@@ -104,9 +104,7 @@ func (v *Vision) compute(build func(ctx ml.Context) ml.Tensor) (out []float32, e
 	defer recoverInto(&err)
 	ctx := v.model.Backend().NewContext()
 	defer ctx.Close()
-	t := build(ctx)
-	ctx.Forward(t).Compute(t)
-	return t.Floats(), nil
+	return ggml.Compute(ctx, build(ctx)), nil
 }
 
 func recoverInto(err *error) {

@@ -79,7 +79,7 @@ func matmulCeiling(dir string, threads int) ([2]float64, error) {
 			x := ctx.Input().FromFloats(values, probeSide, probeSide)
 			y := w.Mulmat(ctx, x)
 			start := time.Now()
-			ctx.Forward(y).Compute(y)
+			ggml.Compute(ctx, y)
 			if run >= 0 {
 				secs = append(secs, time.Since(start).Seconds())
 			}

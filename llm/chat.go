@@ -1,0 +1,124 @@
+package llm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/toklip/toklip/tokenizer"
+)
+
+// Message is one turn of a chat: a role and its content, text and images in order.
+type Message struct {
+	Role    string // system, user or assistant
+	Content []Part
+}
+
+// Part is a piece of a message: text, or an image (its encoded bytes).
+type Part struct {
+	Text  string
+	Image []byte
+}
+
+// A segment of a rendered chat: template text (special tokens allowed), message text (special
+// tokens are plain text: a user cannot forge <|im_end|>), or an image.
+type segment struct {
+	text     string
+	template bool
+	image    []byte
+}
+
+// Template renders a chat in a model family's format. Images become image segments, which the
+// prompt builder expands to begin, features, end.
+type Template struct {
+	Name   string
+	render func(msgs []Message, generationPrompt bool) []segment
+}
+
+// The formats the backbones use. The GGUF's tokenizer.chat_template (a Jinja program) names the
+// family; toklip renders it in Go, as ollama's renderers do, rather than run Jinja.
+var (
+	chatML = Template{Name: "chatml", render: func(msgs []Message, gen bool) []segment {
+		var out []segment
+		for _, m := range msgs {
+			out = append(out, segment{text: "<|im_start|>" + m.Role + "\n", template: true})
+			out = append(out, content(m)...)
+			out = append(out, segment{text: "<|im_end|>\n", template: true})
+		}
+		if gen {
+			out = append(out, segment{text: "<|im_start|>assistant\n", template: true})
+		}
+		return out
+	}}
+	llama3 = Template{Name: "llama3", render: func(msgs []Message, gen bool) []segment {
+		out := []segment{{text: "<|begin_of_text|>", template: true}}
+		for _, m := range msgs {
+			out = append(out, segment{text: "<|start_header_id|>" + m.Role + "<|end_header_id|>\n\n", template: true})
+			out = append(out, content(m)...)
+			out = append(out, segment{text: "<|eot_id|>", template: true})
+		}
+		if gen {
+			out = append(out, segment{text: "<|start_header_id|>assistant<|end_header_id|>\n\n", template: true})
+		}
+		return out
+	}}
+	// plain is for a backbone whose template names no known family: "role: content" lines.
+	plain = Template{Name: "plain", render: func(msgs []Message, gen bool) []segment {
+		var out []segment
+		for _, m := range msgs {
+			out = append(out, segment{text: m.Role + ": ", template: true})
+			out = append(out, content(m)...)
+			out = append(out, segment{text: "\n", template: true})
+		}
+		if gen {
+			out = append(out, segment{text: "assistant: ", template: true})
+		}
+		return out
+	}}
+)
+
+func content(m Message) []segment {
+	out := make([]segment, 0, len(m.Content))
+	for _, p := range m.Content {
+		if p.Image != nil {
+			out = append(out, segment{image: p.Image})
+		} else {
+			out = append(out, segment{text: p.Text})
+		}
+	}
+	return out
+}
+
+// templateFor picks the format from the file's chat template and checks that the tokenizer has
+// its special tokens.
+func templateFor(tok *tokenizer.Tokenizer, jinja string) Template {
+	has := func(tokens ...string) bool {
+		for _, t := range tokens {
+			if _, ok := tok.ID(t); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case strings.Contains(jinja, "<|im_start|>") && has("<|im_start|>", "<|im_end|>"):
+		return chatML
+	case strings.Contains(jinja, "<|start_header_id|>") && has("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"):
+		return llama3
+	}
+	return plain
+}
+
+// validate checks roles and that every message has content.
+func validate(msgs []Message) error {
+	if len(msgs) == 0 {
+		return fmt.Errorf("no messages")
+	}
+	for i, m := range msgs {
+		switch m.Role {
+		case "system", "user", "assistant":
+		default:
+			return fmt.Errorf("message %d: role %q is not system, user or assistant", i, m.Role)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package llm
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/toklip/toklip/tokenizer"
+	"github.com/toklip/toklip/visiontok"
+)
+
+// EngineOptions size an Engine.
+type EngineOptions struct {
+	Backbone     Options
+	Vision       visiontok.Options
+	CachedImages int // images whose TokLIP features are kept for reuse; default 32
+}
+
+// Engine is a unified TokLIP model: the LLM backbone (with its image tokens and projector) and
+// the TokLIP vision tokenizer. It answers chats with images and draws images. Its methods are
+// safe for concurrent use; the forward passes of concurrent requests share batches.
+type Engine struct {
+	lm     *Backbone
+	vision *visiontok.Vision // nil for a text-only model
+	tok    *tokenizer.Tokenizer
+	tmpl   Template
+	steps  *batcher
+	cache  *featureCache
+}
+
+// ErrNoVision is returned for image input or output on a model without a vision tokenizer.
+var ErrNoVision = errors.New("this model has no vision tokenizer: it neither reads nor draws images")
+
+// Open loads a backbone and, unless visionPath is "", its TokLIP vision tokenizer, and checks
+// that they fit: the image-token count is the codebook's size, the grids agree, and the
+// projector takes TokLIP's feature width.
+func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*Engine, error) {
+	lm, err := Load(ctx, lmPath, opts.Backbone)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{lm: lm, tok: lm.Tokenizer()}
+	e.tmpl = templateFor(e.tok, e.tok.ChatTemplate)
+	if visionPath != "" {
+		if e.vision, err = visiontok.Load(ctx, visionPath, opts.Vision); err != nil {
+			lm.Close()
+			return nil, err
+		}
+		if err := e.checkPair(); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("%s with %s: %w", lmPath, visionPath, err)
+		}
+	}
+	if opts.CachedImages <= 0 {
+		opts.CachedImages = 32
+	}
+	e.cache = newFeatureCache(opts.CachedImages)
+	e.steps = newBatcher(lm)
+	return e, nil
+}
+
+func (e *Engine) checkPair() error {
+	c, v := e.lm.Config(), e.vision.Config()
+	switch {
+	case !c.Images.Enabled():
+		return errors.New("the backbone has no image tokens")
+	case c.Images.Count != v.CodebookSize:
+		return fmt.Errorf("the backbone has %d image tokens, the TokLIP codebook %d codes", c.Images.Count, v.CodebookSize)
+	case c.Images.Grid != v.Grid:
+		return fmt.Errorf("the backbone draws %dx%d images, TokLIP encodes %dx%d", c.Images.Grid, c.Images.Grid, v.Grid, v.Grid)
+	case c.Projector.Depth == 0:
+		return errors.New("the backbone has no projector (mm.*) to read TokLIP features")
+	case c.Projector.InputWidth != v.Width:
+		return fmt.Errorf("the projector takes %d-wide features, TokLIP gives %d", c.Projector.InputWidth, v.Width)
+	}
+	return nil
+}
+
+// Close frees both models.
+func (e *Engine) Close() {
+	if e.steps != nil {
+		e.steps.close()
+	}
+	if e.vision != nil {
+		e.vision.Close()
+	}
+	e.lm.Close()
+}
+
+// Backbone is the language model.
+func (e *Engine) Backbone() *Backbone { return e.lm }
+
+// Vision is the TokLIP vision tokenizer, nil for a text-only model.
+func (e *Engine) Vision() *visiontok.Vision { return e.vision }
+
+// Template is the chat format the engine renders.
+func (e *Engine) Template() Template { return e.tmpl }
+
+// encodeImage returns an image's TokLIP encoding, from the cache when the same bytes were seen.
+func (e *Engine) encodeImage(data []byte) (*visiontok.Encoded, error) {
+	if e.vision == nil {
+		return nil, ErrNoVision
+	}
+	key := sha256.Sum256(data)
+	if enc, ok := e.cache.get(key); ok {
+		return enc, nil
+	}
+	pixels, err := e.vision.Image(data)
+	if err != nil {
+		return nil, err
+	}
+	enc, err := e.vision.Encode(pixels)
+	if err != nil {
+		return nil, err
+	}
+	e.cache.put(key, enc)
+	return enc, nil
+}
+
+// Prompt is a rendered chat as backbone inputs (sequence unset), and how many of them are image
+// tokens.
+type Prompt struct {
+	Inputs      []Input
+	ImageTokens int
+}
+
+// BuildPrompt renders msgs with the model's chat template and turns them into inputs: text is
+// tokenized (special tokens only in the template's own text), each image becomes its begin token,
+// one TokLIP feature per image token, and its end token. generationPrompt appends the assistant's
+// turn header.
+func (e *Engine) BuildPrompt(msgs []Message, generationPrompt bool) (*Prompt, error) {
+	if err := validate(msgs); err != nil {
+		return nil, err
+	}
+	p := &Prompt{}
+	if e.tmpl.Name == plain.Name && e.tok.AddBOS && e.tok.BOS >= 0 {
+		p.Inputs = append(p.Inputs, Input{Token: e.tok.BOS})
+	}
+	it := e.lm.Config().Images
+	for _, s := range e.tmpl.render(msgs, generationPrompt) {
+		if s.image == nil {
+			for _, id := range e.tok.Encode(s.text, tokenizer.EncodeOptions{SplitSpecial: !s.template}) {
+				p.Inputs = append(p.Inputs, Input{Token: id})
+			}
+			continue
+		}
+		enc, err := e.encodeImage(s.image)
+		if err != nil {
+			return nil, err
+		}
+		p.Inputs = append(p.Inputs, Input{Token: it.Begin})
+		for _, f := range enc.Features {
+			p.Inputs = append(p.Inputs, Input{Feature: f})
+		}
+		p.Inputs = append(p.Inputs, Input{Token: it.End})
+		p.ImageTokens += len(enc.Features)
+	}
+	if n, max := len(p.Inputs), e.lm.Options().ContextLength; n >= max {
+		return nil, fmt.Errorf("%w: the prompt takes %d tokens, the context holds %d", ErrContextFull, n, max)
+	}
+	return p, nil
+}
+
+// featureCache keeps the TokLIP encodings of recent images, least recently used out first.
+type featureCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // of [32]byte keys, most recent first
+	items map[[32]byte]*cacheEntry
+}
+
+type cacheEntry struct {
+	enc  *visiontok.Encoded
+	elem *list.Element
+}
+
+func newFeatureCache(max int) *featureCache {
+	return &featureCache{max: max, order: list.New(), items: map[[32]byte]*cacheEntry{}}
+}
+
+func (c *featureCache) get(k [32]byte) (*visiontok.Encoded, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[k]
+	if !ok {
+		return nil, false
+	}
+	c.order.MoveToFront(e.elem)
+	return e.enc, true
+}
+
+func (c *featureCache) put(k [32]byte, enc *visiontok.Encoded) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	c.items[k] = &cacheEntry{enc: enc, elem: c.order.PushFront(k)}
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		delete(c.items, last.Value.([32]byte))
+		c.order.Remove(last)
+	}
+}

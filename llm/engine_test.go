@@ -1,0 +1,290 @@
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/sampler"
+	visionconvert "github.com/toklip/toklip/visiontok/convert"
+)
+
+// The unified model and its golden outputs come from tools/reference/make_unified_golden.py: the
+// test TokLIP (visiontok/testdata), a two-layer GELU projector and a small Qwen2 with 16384 image
+// tokens, run in float64 PyTorch without a KV cache. Tolerances: understanding logits within
+// 1e-3 (as the backbone's); greedy generation under guidance must give the same ids (the
+// reference's smallest top-2 margin is ~0.04, far above float32 error); decoded pixels within 2/255.
+
+type unifiedGolden struct {
+	Guidance            float32 `json:"guidance"`
+	UnderstandingTokens int     `json:"understanding_tokens"`
+	UnderstandingLast   int     `json:"understanding_last"`
+	UnderstandingAt     int     `json:"understanding_image_at"`
+	Generation          []struct {
+		Prompt  string  `json:"prompt"`
+		Fusion  bool    `json:"fusion"`
+		IDs     []int32 `json:"ids"`
+		Decoded string  `json:"decoded"`
+	} `json:"generation"`
+}
+
+// The engines live for the whole test binary (closed in TestMain): converting and loading the
+// pair for each test would dominate the tests' time.
+var (
+	engines    = map[bool]*llm.Engine{}
+	engineDirs []string
+)
+
+// engine opens the unified test model, with or without semantic fusion, once per test binary.
+func engine(t *testing.T, fusion bool) *llm.Engine {
+	t.Helper()
+	if e, ok := engines[fusion]; ok {
+		return e
+	}
+	dir, err := os.MkdirTemp("", "toklip-engine-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engineDirs = append(engineDirs, dir)
+	lm := filepath.Join(dir, "unified.gguf")
+	if err := convert.Convert(filepath.Join("testdata", "unified", "hf"), lm, convert.Options{Type: ggml.TypeF32}); err != nil {
+		t.Fatal(err)
+	}
+	if !fusion {
+		lm = rewrite(t, lm, func(kv map[string]any, ts []*ggml.Tensor) []*ggml.Tensor {
+			kv["qwen2.image.fusion"] = "none"
+			return ts
+		})
+	}
+	vision := filepath.Join(dir, "toklip.gguf")
+	vt := filepath.Join("..", "visiontok", "testdata")
+	if err := visionconvert.Convert(filepath.Join(vt, "toklip-tiny.pt"), vision, visionconvert.Options{
+		Tokenizer: filepath.Join(vt, "tokenizer", "tokenizer.json"), Heads: 4, Groups: 8}); err != nil {
+		t.Fatal(err)
+	}
+	opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 6, CacheType: llm.CacheF32}}
+	opts.Vision.Streams = 3
+	e, err := llm.Open(context.Background(), lm, vision, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engines[fusion] = e
+	return e
+}
+
+func readUnified(t *testing.T) unifiedGolden {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "unified", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g unifiedGolden
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func testImage(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "visiontok", "testdata", "images", "gradient.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestUnderstandingMatchesReference(t *testing.T) {
+	g := readUnified(t)
+	e := engine(t, true)
+	p, err := e.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{
+		{Image: testImage(t)}, {Text: "What shape is this?"},
+	}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Inputs) != g.UnderstandingTokens || p.ImageTokens != 64 || p.Inputs[g.UnderstandingAt].Feature == nil {
+		t.Fatalf("prompt of %d inputs with %d image tokens, want %d and 64", len(p.Inputs), p.ImageTokens, g.UnderstandingTokens)
+	}
+	b := e.Backbone()
+	seq := acquire(t, b)
+	defer b.Release(seq)
+	in := slices.Clone(p.Inputs)
+	for i := range in {
+		in[i].Seq, in[i].Logits = seq, i >= len(in)-g.UnderstandingLast
+	}
+	got := forward(t, b, in)
+	d := maxDiff(t, got, (golden{dir: filepath.Join("testdata", "unified")}).floats(t, "understanding_logits.f32"))
+	t.Logf("understanding logits: max |diff| %.2e over the last %d positions", d, g.UnderstandingLast)
+	if d > logitTolerance {
+		t.Fatalf("understanding logits differ from the reference by %.2e", d)
+	}
+}
+
+func greedy(g unifiedGolden) llm.ImageOptions {
+	return llm.ImageOptions{Guidance: g.Guidance, Sampler: sampler.Params{Temperature: 0}}
+}
+
+func TestGuidedGenerationMatchesReference(t *testing.T) {
+	g := readUnified(t)
+	for _, c := range g.Generation {
+		e := engine(t, c.Fusion)
+		var steps []int
+		opts := greedy(g)
+		opts.OnStep = func(step, total int, ids []int32) {
+			if len(ids) != step || total != 64 {
+				t.Errorf("progress %d/%d with %d ids", step, total, len(ids))
+			}
+			steps = append(steps, step)
+		}
+		img, promptTokens, err := e.GenerateImage(context.Background(), c.Prompt, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(img.IDs, c.IDs) {
+			t.Fatalf("fusion=%v %q:\n got %v\nwant %v", c.Fusion, c.Prompt, img.IDs, c.IDs)
+		}
+		if len(steps) != 64 || promptTokens == 0 {
+			t.Fatalf("%d progress calls, %d prompt tokens", len(steps), promptTokens)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", "unified", c.Decoded))
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0
+		for p := range len(want) / 3 {
+			for ch := range 3 {
+				d := int(img.Image.Pix[4*p+ch]) - int(want[3*p+ch])
+				worst = max(worst, d, -d)
+			}
+		}
+		if worst > 2 {
+			t.Fatalf("fusion=%v %q: decoded pixels differ by %d/255", c.Fusion, c.Prompt, worst)
+		}
+	}
+}
+
+// Concurrent generations share passes (continuous batching, guidance pairs included) and still
+// give each request its own result.
+func TestConcurrentGenerationsShareBatches(t *testing.T) {
+	g := readUnified(t)
+	e := engine(t, true)
+	var wg sync.WaitGroup
+	got := make([][]int32, 0)
+	var mu sync.Mutex
+	for _, c := range g.Generation {
+		if !c.Fusion {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, _, err := e.GenerateImage(context.Background(), c.Prompt, greedy(g))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(img.IDs, c.IDs) {
+				t.Errorf("%q generated alongside another: %v, want %v", c.Prompt, img.IDs[:8], c.IDs[:8])
+			}
+			got = append(got, img.IDs)
+		}()
+	}
+	wg.Wait()
+	if len(got) != 2 {
+		t.Fatalf("%d generations finished", len(got))
+	}
+}
+
+// A chat answer that opens an image switches to guided image mode and comes back to text.
+func TestChatWithImages(t *testing.T) {
+	e := engine(t, true)
+	it := e.Backbone().Config().Images
+	msgs := []llm.Message{{Role: "user", Content: []llm.Part{{Text: "draw something"}}}}
+	var streamed string
+	var images int
+	opts := llm.ChatOptions{
+		MaxTokens: 80, Images: true,
+		Sampler:   sampler.Params{LogitBias: map[int32]float32{it.Begin: 1000}, RepeatPenalty: 1},
+		Image:     llm.ImageOptions{Guidance: 2, Sampler: sampler.Params{Temperature: 1, TopK: 50, Seed: 5}},
+		OnText:    func(s string) { streamed += s },
+		OnImage:   func(*llm.GeneratedImage) { images++ },
+	}
+	ans, err := e.Chat(context.Background(), msgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var imgs []*llm.GeneratedImage
+	for _, p := range ans.Parts {
+		if p.Image != nil {
+			imgs = append(imgs, p.Image)
+		}
+	}
+	// The bias forces <|image_start|> whenever it is allowed: one image fits the 80-token budget.
+	if len(imgs) != 1 || images != 1 || len(imgs[0].IDs) != 64 || imgs[0].Image.Bounds().Dx() != 128 {
+		t.Fatalf("answer parts %d, images %d", len(ans.Parts), len(imgs))
+	}
+	if ans.CompletionTokens > 80 || ans.CompletionTokens < 66 || ans.PromptTokens == 0 {
+		t.Fatalf("completion %d, prompt %d tokens", ans.CompletionTokens, ans.PromptTokens)
+	}
+	if streamed != ans.Text() {
+		t.Fatalf("streamed %q, answer text %q", streamed, ans.Text())
+	}
+	// The same seed draws the same image.
+	again, err := e.Chat(context.Background(), msgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range again.Parts {
+		if p.Image != nil && !slices.Equal(p.Image.IDs, imgs[0].IDs) {
+			t.Fatal("the same seed drew a different image")
+		}
+	}
+	// Without permission to draw, the bias cannot open an image.
+	opts.Images, opts.OnImage = false, nil
+	streamed = ""
+	ans, err = e.Chat(context.Background(), msgs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ans.Parts {
+		if p.Image != nil {
+			t.Fatal("an image was drawn though images were not allowed")
+		}
+	}
+}
+
+func TestEngineRejectsMismatchedPair(t *testing.T) {
+	// The text-only test backbone has no image tokens: pairing it with TokLIP is an error.
+	vt := filepath.Join("..", "visiontok", "testdata")
+	vision := filepath.Join(t.TempDir(), "toklip.gguf")
+	if err := visionconvert.Convert(filepath.Join(vt, "toklip-tiny.pt"), vision, visionconvert.Options{
+		Tokenizer: filepath.Join(vt, "tokenizer", "tokenizer.json"), Heads: 4, Groups: 8}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := llm.Open(context.Background(), convertModel(t, "llama", ggml.TypeF32), vision, llm.EngineOptions{})
+	if err == nil {
+		t.Fatal("a backbone without image tokens was paired with TokLIP")
+	}
+	text, err := llm.Open(context.Background(), convertModel(t, "llama", ggml.TypeF32), "", llm.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	if _, _, err := text.GenerateImage(context.Background(), "x", llm.ImageOptions{}); err != llm.ErrNoVision {
+		t.Fatalf("drawing with a text-only model: %v", err)
+	}
+	if _, err := text.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Image: testImage(t)}}}}, true); err != llm.ErrNoVision {
+		t.Fatalf("an image for a text-only model: %v", err)
+	}
+}
+

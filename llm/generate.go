@@ -1,0 +1,376 @@
+package llm
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/toklip/toklip/sampler"
+	"github.com/toklip/toklip/visiontok"
+)
+
+// ImageOptions say how image ids are drawn.
+type ImageOptions struct {
+	Guidance float32        // classifier-free guidance scale s in u + s(c - u); 1 is no guidance
+	Sampler  sampler.Params // temperature, top-k, top-p and seed of the image ids
+	Negative string         // the unconditional branch's prompt; "" is an empty user message
+	// OnStep, if set, is called after each id with the ids so far (for progress and partial
+	// images: RenderPartial).
+	OnStep func(step, total int, ids []int32)
+}
+
+// GeneratedImage is a drawn image: its VQ ids and its pixels.
+type GeneratedImage struct {
+	IDs   []int32
+	Image *image.RGBA
+}
+
+// GenerateImage draws one image for a prompt: the conditional sequence is the chat
+// [user: prompt] with the assistant's header and the begin-image token, the unconditional one
+// the same with opts.Negative as the user's message. Both run as two sequences of each pass.
+func (e *Engine) GenerateImage(ctx context.Context, prompt string, opts ImageOptions) (*GeneratedImage, int, error) {
+	if e.vision == nil {
+		return nil, 0, ErrNoVision
+	}
+	condPrompt, err := e.imagePrompt(prompt)
+	if err != nil {
+		return nil, 0, err
+	}
+	cond, err := e.lm.AcquireWait(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer e.lm.Release(cond)
+	ids, _, err := e.drawImage(ctx, cond, condPrompt, opts, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	img, err := e.vision.Decode(ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &GeneratedImage{IDs: ids, Image: img}, len(condPrompt), nil
+}
+
+// imagePrompt is a chat with one user message, the assistant's header and the begin-image token.
+func (e *Engine) imagePrompt(text string) ([]Input, error) {
+	var parts []Part
+	if text != "" {
+		parts = []Part{{Text: text}}
+	}
+	p, err := e.BuildPrompt([]Message{{Role: "user", Content: parts}}, true)
+	if err != nil {
+		return nil, err
+	}
+	return append(p.Inputs, Input{Token: e.lm.Config().Images.Begin}), nil
+}
+
+// drawImage runs guided generation of one image on the conditional sequence cond. condInputs are
+// what cond still has to take in before the first id, ending with the begin-image token (a whole
+// prompt, or just that token inside a chat). The unconditional sequence is made and freed here.
+// With continueText, the last id and the end-image token are fed to cond, so that text can follow,
+// and the logits after the end token are returned.
+func (e *Engine) drawImage(ctx context.Context, cond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
+	if err := opts.Sampler.Validate(); err != nil {
+		return nil, nil, err
+	}
+	it := e.lm.Config().Images
+	uncond, err := e.lm.AcquireWait(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer e.lm.Release(uncond)
+	uncondInputs, err := e.imagePrompt(opts.Negative)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Both prompts in one pass; the logits of their last positions start the loop.
+	in := make([]Input, 0, len(condInputs)+len(uncondInputs))
+	in = append(in, withSeq(condInputs, cond)...)
+	in = append(in, withSeq(uncondInputs, uncond)...)
+	logits, err := e.steps.step(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, u := logits[0], logits[1]
+
+	var stream *visiontok.Stream
+	if e.lm.Config().Projector.Fusion {
+		if stream, err = e.vision.NewStream(); err != nil {
+			return nil, nil, err
+		}
+		defer stream.Close()
+	}
+	s := sampler.New(opts.Sampler)
+	n := it.PerImage()
+	ids = make([]int32, 0, n)
+	lo, hi := int(it.First), int(it.First)+it.Count
+	for step := range n {
+		sampler.Allow(c, lo, hi)
+		sampler.Allow(u, lo, hi)
+		sampler.Guide(c, u, opts.Guidance)
+		tok, err := s.Sample(c, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("image id %d: %w", step, err)
+		}
+		id := tok - it.First
+		ids = append(ids, id)
+		if opts.OnStep != nil {
+			opts.OnStep(step+1, n, slices.Clone(ids))
+		}
+		last := step == n-1
+		if last && !continueText {
+			break
+		}
+		in := Input{Token: tok}
+		if stream != nil { // semantic fusion: the id's TokLIP feature, projected, joins its embedding
+			f, err := stream.Add([]int32{id})
+			if err != nil {
+				return nil, nil, err
+			}
+			in.Feature, in.Fuse = f[0], true
+		}
+		if last { // the image is done: cond takes the last id and the end token, and goes on in text
+			logits, err := e.steps.step(ctx, []Input{withSeq1(in, cond, false), {Seq: cond, Token: it.End, Logits: true}})
+			if err != nil {
+				return nil, nil, err
+			}
+			return ids, logits[0], nil
+		}
+		a, b := withSeq1(in, cond, true), withSeq1(in, uncond, true)
+		logits, err := e.steps.step(ctx, []Input{a, b})
+		if err != nil {
+			return nil, nil, err
+		}
+		c, u = logits[0], logits[1]
+	}
+	return ids, nil, nil
+}
+
+func withSeq(in []Input, s Seq) []Input {
+	out := make([]Input, len(in))
+	for i, x := range in {
+		x.Seq, x.Logits = s, i == len(in)-1
+		out[i] = x
+	}
+	return out
+}
+
+func withSeq1(in Input, s Seq, logits bool) Input {
+	in.Seq, in.Logits = s, logits
+	return in
+}
+
+// RenderPartial decodes an image whose first ids are known, the rest filled with id 0, for
+// streamed partial images.
+func (e *Engine) RenderPartial(ids []int32) (*image.RGBA, error) {
+	if e.vision == nil {
+		return nil, ErrNoVision
+	}
+	full := make([]int32, e.lm.Config().Images.PerImage())
+	copy(full, ids)
+	return e.vision.Decode(full)
+}
+
+// ChatOptions control a chat answer.
+type ChatOptions struct {
+	MaxTokens int            // completion tokens, image ids included; default: what the context holds
+	Sampler   sampler.Params // for text
+	Stop      []string       // the answer ends before the first of these
+	Images    bool           // the answer may contain images (the model opens one with its begin-image token)
+	Image     ImageOptions   // how those images are drawn
+	OnText    func(delta string)
+	OnImage   func(img *GeneratedImage)
+}
+
+// Answer is a chat answer: text and images in order, and its token counts.
+type Answer struct {
+	Parts            []AnswerPart
+	PromptTokens     int
+	PromptImages     int // image tokens among the prompt tokens
+	CompletionTokens int
+	FinishReason     string // "stop" or "length"
+}
+
+// AnswerPart is text or an image.
+type AnswerPart struct {
+	Text  string
+	Image *GeneratedImage
+}
+
+// Text is the answer's text, images left out.
+func (a *Answer) Text() string {
+	var s string
+	for _, p := range a.Parts {
+		s += p.Text
+	}
+	return s
+}
+
+// Chat answers a conversation. Text streams through OnText; when the model opens an image and
+// opts.Images allows it, the loop draws the image with guidance and goes back to text after it.
+func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*Answer, error) {
+	if err := opts.Sampler.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := e.BuildPrompt(msgs, true)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := e.lm.AcquireWait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer e.lm.Release(seq)
+	ans := &Answer{PromptTokens: len(p.Inputs), PromptImages: p.ImageTokens, FinishReason: "length"}
+	budget := e.lm.Options().ContextLength - len(p.Inputs)
+	if opts.MaxTokens > 0 && opts.MaxTokens < budget {
+		budget = opts.MaxTokens
+	}
+	logits, err := e.steps.step(ctx, withSeq(p.Inputs, seq))
+	if err != nil {
+		return nil, err
+	}
+	it := e.lm.Config().Images
+	stops := e.stopTokens()
+	s := sampler.New(opts.Sampler)
+	text := newStopper(opts.Stop, opts.OnText)
+	dec := e.tok.NewStreamDecoder(true)
+	var history []int32
+	flush := func() {
+		if t := text.flush(); t != "" {
+			ans.Parts = append(ans.Parts, AnswerPart{Text: t})
+		}
+	}
+	for ans.CompletionTokens < budget {
+		l := logits[0]
+		if it.Enabled() { // image ids only inside an image; an image only when asked for and it fits
+			sampler.Allow(l, 0, int(it.First))
+			fits := ans.CompletionTokens+it.PerImage()+2 <= budget && e.vision != nil
+			if !opts.Images || !fits {
+				l[it.Begin] = float32(math.Inf(-1))
+			}
+			l[it.End] = float32(math.Inf(-1))
+		}
+		tok, err := s.Sample(l, history)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(stops, tok) {
+			ans.FinishReason = "stop"
+			break
+		}
+		history = append(history, tok)
+		ans.CompletionTokens++
+		if it.Enabled() && tok == it.Begin {
+			text.add(dec.Flush())
+			flush()
+			ids, next, err := e.drawImage(ctx, seq, []Input{{Token: tok}}, opts.Image, true)
+			if err != nil {
+				return nil, err
+			}
+			img, err := e.vision.Decode(ids)
+			if err != nil {
+				return nil, err
+			}
+			g := &GeneratedImage{IDs: ids, Image: img}
+			ans.Parts = append(ans.Parts, AnswerPart{Image: g})
+			if opts.OnImage != nil {
+				opts.OnImage(g)
+			}
+			ans.CompletionTokens += len(ids) + 1
+			history = append(history, it.End)
+			logits = [][]float32{next}
+			continue
+		}
+		if text.add(dec.Add(tok)) {
+			ans.FinishReason = "stop"
+			break
+		}
+		if logits, err = e.steps.step(ctx, []Input{{Seq: seq, Token: tok, Logits: true}}); err != nil {
+			return nil, err
+		}
+	}
+	text.add(dec.Flush())
+	flush()
+	return ans, nil
+}
+
+// stopTokens are the tokens that end an answer: the tokenizer's EOS and the templates' turn ends.
+func (e *Engine) stopTokens() []int32 {
+	var out []int32
+	if e.tok.EOS >= 0 {
+		out = append(out, e.tok.EOS)
+	}
+	for _, name := range []string{"<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end_of_text|>"} {
+		if id, ok := e.tok.ID(name); ok && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// stopper collects streamed text, holds back what might be the start of a stop string, and
+// reports when one appears (the text before it is kept).
+type stopper struct {
+	stops   []string
+	emit    func(string)
+	pending string
+	kept    string
+	done    bool
+}
+
+func newStopper(stops []string, emit func(string)) *stopper {
+	return &stopper{stops: slices.DeleteFunc(slices.Clone(stops), func(s string) bool { return s == "" }), emit: emit}
+}
+
+// add takes new text and reports whether a stop string was reached.
+func (s *stopper) add(t string) bool {
+	if s.done {
+		return true
+	}
+	s.pending += t
+	for _, stop := range s.stops {
+		if i := strings.Index(s.pending, stop); i >= 0 {
+			s.release(s.pending[:i])
+			s.pending, s.done = "", true
+			return true
+		}
+	}
+	hold := 0 // the longest suffix of pending that begins a stop string
+	for _, stop := range s.stops {
+		for n := min(len(stop)-1, len(s.pending)); n > hold; n-- {
+			if s.pending[len(s.pending)-n:] == stop[:n] {
+				hold = n
+				break
+			}
+		}
+	}
+	s.release(s.pending[:len(s.pending)-hold])
+	s.pending = s.pending[len(s.pending)-hold:]
+	return false
+}
+
+func (s *stopper) release(t string) {
+	if t == "" {
+		return
+	}
+	s.kept += t
+	if s.emit != nil {
+		s.emit(t)
+	}
+}
+
+// flush releases held text (no stop string came) and returns the text kept since the last flush.
+func (s *stopper) flush() string {
+	if !s.done {
+		s.release(s.pending)
+	}
+	s.pending = ""
+	out := s.kept
+	s.kept = ""
+	return out
+}
