@@ -18,7 +18,9 @@ export CGO_CXXFLAGS := $(CPU_FLAGS)
 export GOTOOLCHAIN := local
 
 BIN        := bin/toklip
-TEST_FLAGS ?= -timeout 20m
+# -p 1: test binaries one at a time. ggml's CPU threads spin while they wait for work, so two test
+# binaries computing at once on a 2-core machine run ~10x slower than one after the other.
+TEST_FLAGS ?= -timeout 20m -p 1
 BENCH_DIR  ?= $(CURDIR)/.bench
 
 .PHONY: build test bench run vet clean reference

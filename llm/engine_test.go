@@ -214,10 +214,10 @@ func TestChatWithImages(t *testing.T) {
 	var images int
 	opts := llm.ChatOptions{
 		MaxTokens: 80, Images: true,
-		Sampler:   sampler.Params{LogitBias: map[int32]float32{it.Begin: 1000}, RepeatPenalty: 1},
-		Image:     llm.ImageOptions{Guidance: 2, Sampler: sampler.Params{Temperature: 1, TopK: 50, Seed: 5}},
-		OnText:    func(s string) { streamed += s },
-		OnImage:   func(*llm.GeneratedImage) { images++ },
+		Sampler: sampler.Params{LogitBias: map[int32]float32{it.Begin: 1000}, RepeatPenalty: 1},
+		Image:   llm.ImageOptions{Guidance: 2, Sampler: sampler.Params{Temperature: 1, TopK: 50, Seed: 5}},
+		OnText:  func(s string) { streamed += s },
+		OnImage: func(*llm.GeneratedImage) { images++ },
 	}
 	ans, err := e.Chat(context.Background(), msgs, opts)
 	if err != nil {
@@ -287,4 +287,3 @@ func TestEngineRejectsMismatchedPair(t *testing.T) {
 		t.Fatalf("an image for a text-only model: %v", err)
 	}
 }
-
