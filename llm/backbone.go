@@ -45,14 +45,16 @@ type Seq int
 // embedding of Hidden values (Embedding), or a TokLIP feature (Feature, the projector's input
 // width) whose projection takes the token embedding's place (an image token of a prompt) or,
 // with Fuse, is added to the token's embedding (a generated image id under semantic fusion).
-// Logits asks for this position's logits.
+// Logits asks for this position's logits: all of them, or, with ImageLogits, those of the image
+// tokens only (index i is image id i), which is all that drawing an image needs.
 type Input struct {
-	Seq       Seq
-	Token     int32
-	Embedding []float32
-	Feature   []float32
-	Fuse      bool
-	Logits    bool
+	Seq         Seq
+	Token       int32
+	Embedding   []float32
+	Feature     []float32
+	Fuse        bool
+	Logits      bool
+	ImageLogits bool
 }
 
 // Backbone is a loaded language model with its KV cache. Its methods are safe for concurrent use;
@@ -303,6 +305,8 @@ func (b *Backbone) checkInputs(inputs []Input) error {
 			return fmt.Errorf("forward: input %d has both an embedding and a feature", i)
 		case in.Embedding != nil && len(in.Embedding) != b.cfg.Hidden:
 			return fmt.Errorf("forward: input %d: embedding has %d values, want %d", i, len(in.Embedding), b.cfg.Hidden)
+		case in.ImageLogits && !b.cfg.Images.Enabled():
+			return fmt.Errorf("forward: input %d asks for image logits of a model without image tokens", i)
 		case in.Feature != nil && b.cfg.Projector.Depth == 0:
 			return fmt.Errorf("forward: input %d: the model has no projector for image features", i)
 		case in.Feature != nil && len(in.Feature) != b.cfg.Projector.InputWidth:
@@ -342,6 +346,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	tokens := make([]int32, len(inputs))
 	var outputs []int32
 	var feats *features
+	imageHead := b.cfg.Images.Enabled() // every output wants image logits only: a smaller head
 	for i := 0; i < len(inputs); i++ {
 		in := inputs[i]
 		batch.Positions[i] = b.slots[in.Seq].length
@@ -350,6 +355,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 		tokens[i] = in.Token
 		if in.Logits {
 			outputs = append(outputs, int32(i))
+			imageHead = imageHead && in.ImageLogits
 		}
 		if in.Feature != nil {
 			if feats == nil {
@@ -397,18 +403,25 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	if err := b.cache.StartForward(ctx, batch, false); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	t, err := b.model.forward(ctx, batch, feats)
+	t, err := b.model.forward(ctx, batch, feats, imageHead)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	flat := ggml.Compute(ctx, t)
 	vocab := b.cfg.Vocab
+	if imageHead {
+		vocab = b.cfg.Images.Count
+	}
 	if len(flat) != vocab*len(outputs) {
 		return nil, fmt.Errorf("forward: got %d logits for %d outputs of %d", len(flat), len(outputs), vocab)
 	}
 	logits = make([][]float32, wanted)
 	for i := range logits {
 		logits[i] = flat[i*vocab : (i+1)*vocab : (i+1)*vocab]
+		if in := inputs[outputs[i]]; in.ImageLogits && !imageHead { // a mixed pass: cut the image range out
+			it := b.cfg.Images
+			logits[i] = logits[i][it.First : int(it.First)+it.Count : int(it.First)+it.Count]
+		}
 	}
 	return logits, nil
 }

@@ -3,6 +3,7 @@ package llm_test
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,5 +286,34 @@ func TestEngineRejectsMismatchedPair(t *testing.T) {
 	}
 	if _, err := text.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Image: testImage(t)}}}}, true); err != llm.ErrNoVision {
 		t.Fatalf("an image for a text-only model: %v", err)
+	}
+}
+
+// Image logits, from the image-only head or cut from a full pass, are the image range of the
+// full logits.
+func TestImageLogits(t *testing.T) {
+	e := engine(t, true)
+	b := e.Backbone()
+	it := b.Config().Images
+	s1, s2 := acquire(t, b), acquire(t, b)
+	defer b.Release(s1)
+	defer b.Release(s2)
+	prompt := []int32{10, 20, 30, it.Begin}
+	forward(t, b, tokens(s1, prompt, false)[:3])
+	in := tokens(s2, prompt, false)
+	in[3].Logits = true
+	want := forward(t, b, in)[0][it.First : int(it.First)+it.Count]
+	b.Truncate(s2, 3)
+	in[3].ImageLogits = true
+	head := forward(t, b, in[3:])[0] // every output wants image logits: the small head
+	b.Truncate(s2, 3)
+	mixed := forward(t, b, append(in[3:], llm.Input{Seq: s1, Token: 40, Logits: true})) // with a full-vocabulary output
+	if len(head) != it.Count || len(mixed[0]) != it.Count || len(mixed[1]) != b.Config().Vocab {
+		t.Fatalf("lengths %d %d %d", len(head), len(mixed[0]), len(mixed[1]))
+	}
+	for i := range want {
+		if math.Abs(float64(head[i]-want[i])) > 1e-4 || math.Abs(float64(mixed[0][i]-want[i])) > 1e-4 {
+			t.Fatalf("image logit %d: head %v, mixed %v, full %v", i, head[i], mixed[0][i], want[i])
+		}
 	}
 }

@@ -87,10 +87,12 @@ func (e *Engine) drawImage(ctx context.Context, cond Seq, condInputs []Input, op
 	if err != nil {
 		return nil, nil, err
 	}
-	// Both prompts in one pass; the logits of their last positions start the loop.
+	// Both prompts in one pass; the image logits of their last positions start the loop. Every
+	// pass of the loop asks for image logits only, so the backbone computes a head of Count rows.
 	in := make([]Input, 0, len(condInputs)+len(uncondInputs))
 	in = append(in, withSeq(condInputs, cond)...)
 	in = append(in, withSeq(uncondInputs, uncond)...)
+	in[len(condInputs)-1].ImageLogits, in[len(in)-1].ImageLogits = true, true
 	logits, err := e.steps.step(ctx, in)
 	if err != nil {
 		return nil, nil, err
@@ -107,16 +109,13 @@ func (e *Engine) drawImage(ctx context.Context, cond Seq, condInputs []Input, op
 	s := sampler.New(opts.Sampler)
 	n := it.PerImage()
 	ids = make([]int32, 0, n)
-	lo, hi := int(it.First), int(it.First)+it.Count
 	for step := range n {
-		sampler.Allow(c, lo, hi)
-		sampler.Allow(u, lo, hi)
-		sampler.Guide(c, u, opts.Guidance)
-		tok, err := s.Sample(c, nil)
+		sampler.Guide(c, u, opts.Guidance) // c and u hold the image tokens' logits only
+		id, err := s.Sample(c, nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("image id %d: %w", step, err)
 		}
-		id := tok - it.First
+		tok := it.First + id
 		ids = append(ids, id)
 		if opts.OnStep != nil {
 			opts.OnStep(step+1, n, slices.Clone(ids))
@@ -160,7 +159,7 @@ func withSeq(in []Input, s Seq) []Input {
 }
 
 func withSeq1(in Input, s Seq, logits bool) Input {
-	in.Seq, in.Logits = s, logits
+	in.Seq, in.Logits, in.ImageLogits = s, logits, logits
 	return in
 }
 

@@ -101,7 +101,7 @@ func (m *Model) shift(ctx ml.Context, layer int, key, shift ml.Tensor) (ml.Tenso
 // token embedding at their positions: each entry's tensor is [Hidden, n], for n consecutive
 // positions from Index. Logits come back [Vocab, len(batch.Outputs)].
 func (m *Model) Forward(ctx ml.Context, batch input.Batch) (ml.Tensor, error) {
-	return m.forward(ctx, batch, nil)
+	return m.forward(ctx, batch, nil, false)
 }
 
 // features are TokLIP features entering a forward pass through the projector: column i of
@@ -113,7 +113,10 @@ type features struct {
 	fuse   []bool
 }
 
-func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features) (ml.Tensor, error) {
+// forward is Forward with TokLIP features, and, when imageHead, logits over the image tokens
+// only: the output projection's rows of the image range (a tenth of a Qwen head), for passes
+// that only draw images.
+func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features, imageHead bool) (ml.Tensor, error) {
 	positions := ctx.Input().FromInts(batch.Positions, len(batch.Positions))
 	hidden := m.TokenEmbedding.Forward(ctx, batch.Inputs)
 	for _, mi := range batch.Multimodal {
@@ -151,6 +154,11 @@ func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features) (ml.
 		hidden = m.Layers[i].forward(ctx, m, hidden, positions, outputs)
 	}
 	hidden = m.OutputNorm.Forward(ctx, hidden, m.cfg.RMSEps)
+	if imageHead && m.Output.Bias == nil {
+		it, w := m.cfg.Images, m.Output.Weight
+		rows := w.View(ctx, int(it.First)*w.Stride(1), w.Dim(0), w.Stride(1), it.Count)
+		return rows.Mulmat(ctx, hidden), nil
+	}
 	return m.Output.Forward(ctx, hidden), nil
 }
 

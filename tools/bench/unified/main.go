@@ -1,0 +1,248 @@
+// Command unified measures the engine at Qwen2.5-0.5B + TokLIP-S shapes with random weights:
+// time to first token for a prompt with one image (image encode, then prefill), and the time to
+// draw one 256-id image with guidance, with and without semantic fusion, against 256 plain
+// decode steps at batch 1 in the same run. Run it with `make bench` (after the backbone and vision
+// benchmarks, whose random files it extends).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"log"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/sampler"
+)
+
+func main() {
+	dir := flag.String("dir", ".bench", "work folder holding the backbone and vision benchmarks' files")
+	runs := flag.Int("runs", 3, "timed runs")
+	flag.Parse()
+	log.SetFlags(0)
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+
+	base := filepath.Join(*dir, "qwen2.5-0.5b-random-F16.gguf")
+	vision := filepath.Join(*dir, "toklip-random-256.gguf")
+	for _, p := range []string{base, vision} {
+		if _, err := os.Stat(p); err != nil {
+			log.Fatalf("%s is missing: run the backbone and vision benchmarks first (make bench does)", p)
+		}
+	}
+	fmt.Printf("unified engine: Qwen2.5-0.5B shape (F16) + TokLIP-S (ViT F16, VQ F32), random weights, %d threads, median of %d runs\n\n", ggml.DefaultThreads(), *runs)
+	for _, fusion := range []string{"semantic", "none"} {
+		lm := filepath.Join(*dir, "qwen2.5-0.5b-toklip-"+fusion+".gguf")
+		if err := extend(base, lm, fusion); err != nil {
+			log.Fatal(err)
+		}
+		opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 4, ContextLength: 1024}}
+		e, err := llm.Open(context.Background(), lm, vision, opts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if fusion == "semantic" {
+			ttft(e, *runs)
+		}
+		plain, guided, decode := generation(e, *runs)
+		fmt.Printf("fusion %-8s  plain decode 256 steps %7.0f ms | guided image 256 ids %7.0f ms (%.2fx plain) | VQ decode %5.0f ms\n",
+			fusion, plain, guided, guided/plain, decode)
+		e.Close()
+	}
+}
+
+// ttft times a chat turn with one image up to its first token: the image's TokLIP encode, then
+// the prefill of the prompt (a fresh image each run, so the feature cache does not answer).
+func ttft(e *llm.Engine, runs int) {
+	var encode, prefill []float64
+	for run := -1; run < runs; run++ {
+		img := noise(int64(run + 100))
+		start := time.Now()
+		p, err := e.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Image: img}, {Text: "Describe this picture."}}}}, true)
+		if err != nil {
+			log.Fatal(err)
+		}
+		encoded := time.Now()
+		b := e.Backbone()
+		seq, err := b.Acquire()
+		if err != nil {
+			log.Fatal(err)
+		}
+		in := slices.Clone(p.Inputs)
+		for i := range in {
+			in[i].Seq, in[i].Logits = seq, i == len(in)-1
+		}
+		logits, err := b.Forward(context.Background(), in)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := sampler.New(sampler.Params{}).Sample(logits[0], nil); err != nil {
+			log.Fatal(err)
+		}
+		done := time.Now()
+		b.Release(seq)
+		if run >= 0 {
+			encode = append(encode, ms(encoded.Sub(start)))
+			prefill = append(prefill, ms(done.Sub(encoded)))
+		}
+		if run == 0 {
+			fmt.Printf("prompt with one image: %d tokens, %d of them image tokens\n", len(p.Inputs), p.ImageTokens)
+		}
+	}
+	fmt.Printf("time to first token: %.0f ms = image encode %.0f ms + prefill and first token %.0f ms\n\n",
+		median(encode)+median(prefill), median(encode), median(prefill))
+}
+
+// generation returns the medians of 256 plain decode steps, of drawing one image with guidance
+// (both prompts' prefill and 256 guided steps), and of its VQ decode, in milliseconds.
+func generation(e *llm.Engine, runs int) (plain, guided, decode float64) {
+	var p, g, d []float64
+	n := e.Backbone().Config().Images.PerImage()
+	for run := range runs { // each run is tens of seconds: no warm-up run
+		p = append(p, plainDecode(e, n))
+		var lastID time.Time
+		start := time.Now()
+		_, _, err := e.GenerateImage(context.Background(), "a red circle in the top left corner", llm.ImageOptions{
+			Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(run + 1)},
+			OnStep: func(step, total int, _ []int32) {
+				if step == total {
+					lastID = time.Now()
+				}
+			},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		end := time.Now()
+		g = append(g, ms(lastID.Sub(start)))
+		d = append(d, ms(end.Sub(lastID)))
+	}
+	return median(p), median(g), median(d)
+}
+
+// plainDecode times n one-token steps of one sequence after a 16-token prompt.
+func plainDecode(e *llm.Engine, n int) float64 {
+	b := e.Backbone()
+	seq, err := b.Acquire()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Release(seq)
+	prompt := make([]llm.Input, 16)
+	for i := range prompt {
+		prompt[i] = llm.Input{Seq: seq, Token: int32(1000 + i), Logits: i == 15}
+	}
+	logits, err := b.Forward(context.Background(), prompt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := sampler.New(sampler.Params{})
+	start := time.Now()
+	for range n {
+		tok, _ := s.Sample(logits[0], nil)
+		if logits, err = b.Forward(context.Background(), []llm.Input{{Seq: seq, Token: tok % 150000, Logits: true}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	return ms(time.Since(start))
+}
+
+// extend writes base with TokLIP-S's image vocabulary added: 16384 image-token rows and the
+// begin/end rows appended to token_embd, a two-layer GELU projector from 1152 to 896, and the
+// image, projector and fusion keys.
+func extend(base, out, fusion string) error {
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	log.Printf("writing %s ...", out)
+	f, err := ggml.ReadFile(base)
+	if err != nil {
+		return err
+	}
+	kv := maps.Clone(f.KV)
+	delete(kv, "general.parameter_count")
+	tokens := kv["tokenizer.ggml.tokens"].([]string)
+	types := kv["tokenizer.ggml.token_type"].([]int32)
+	first := len(tokens) // after the padded text vocabulary
+	for i := range 16384 {
+		tokens = append(tokens, fmt.Sprintf("<|img_%d|>", i))
+		types = append(types, 3)
+	}
+	tokens = append(tokens, "<|image_start|>", "<|image_end|>")
+	types = append(types, 3, 3)
+	kv["tokenizer.ggml.tokens"], kv["tokenizer.ggml.token_type"] = tokens, types
+	vocab := len(tokens)
+	for k, v := range map[string]any{
+		"qwen2.image.first_token_id": uint32(first), "qwen2.image.token_count": uint32(16384),
+		"qwen2.image.begin_token_id": uint32(vocab - 2), "qwen2.image.end_token_id": uint32(vocab - 1),
+		"qwen2.image.grid_size": uint32(16), "qwen2.image.fusion": fusion,
+		"qwen2.projector.block_count": uint32(2), "qwen2.projector.activation": "gelu",
+	} {
+		kv[k] = v
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	randoms := func(n int, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64() * std)
+		}
+		return v
+	}
+	var ts []*ggml.Tensor
+	for _, info := range f.Tensors {
+		info := info
+		t := &ggml.Tensor{Name: info.Name, Type: info.Type, Shape: info.Shape, Source: func() ([]byte, error) { return f.ReadTensorData(info) }}
+		if info.Name == "token_embd.weight" {
+			hidden := info.Shape[0]
+			extra, err := ggml.EncodeTensor("extra", info.Type, []uint64{hidden, uint64(vocab - int(info.Shape[1]))}, randoms(int(hidden)*(vocab-int(info.Shape[1])), 0.02))
+			if err != nil {
+				return err
+			}
+			t.Shape = []uint64{hidden, uint64(vocab)}
+			t.Source = func() ([]byte, error) {
+				data, err := f.ReadTensorData(info)
+				return append(data, extra.Data...), err
+			}
+		}
+		ts = append(ts, t)
+	}
+	for i, shape := range [][]uint64{{1152, 896}, {896, 896}} {
+		w, err := ggml.EncodeTensor(fmt.Sprintf("mm.%d.weight", i), ggml.TypeF32, shape, randoms(int(shape[0]*shape[1]), 0.03))
+		if err != nil {
+			return err
+		}
+		b, _ := ggml.EncodeTensor(fmt.Sprintf("mm.%d.bias", i), ggml.TypeF32, []uint64{896}, randoms(896, 0.01))
+		ts = append(ts, w, b)
+	}
+	return ggml.WriteFile(out, kv, ts)
+}
+
+// noise is a 320 x 240 PNG of random pixels.
+func noise(seed int64) []byte {
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	return buf.Bytes()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
