@@ -53,6 +53,7 @@ reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_golden.py --out llm/testdata
 	/usr/bin/python3 tools/reference/make_toklip_golden.py --out visiontok/testdata
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
+	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
 
 clean:
 	rm -rf bin $(BENCH_DIR)

