@@ -321,3 +321,37 @@ func TestQuantizedTypeRules(t *testing.T) {
 		}
 	}
 }
+
+// The architecture's checker overrules the quantizer: testarch takes w.weight only in F32 or
+// F16, so a Q8_0 rewrite keeps it as it is, and the result opens.
+func TestQuantizeKeepsTypesTheArchitectureRequires(t *testing.T) {
+	src := writeRaw(t, valid().Bytes())
+	dst := filepath.Join(t.TempDir(), "q8.gguf")
+	if err := ggml.QuantizeFile(src, dst, ggml.TypeQ8_0, nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ggml.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := f.Tensor("w.weight"); w.Type != ggml.TypeF32 {
+		t.Errorf("w.weight is %s, want F32", w.Type)
+	}
+}
+
+// WriteModel leaves nothing behind when the file would not open.
+func TestWriteModelRefusesFilesThatFailTheirChecks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.gguf")
+	w, err := ggml.EncodeTensor("w.weight", ggml.TypeF32, []uint64{16, 2}, make([]float32, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ggml.WriteModel(path, map[string]any{"general.architecture": "testarch"}, []*ggml.Tensor{w})
+	if !errors.Is(err, ggml.ErrShape) || !strings.Contains(err.Error(), "does not pass its checks") {
+		t.Fatalf("got %v, want a shape error that says the file fails its checks", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left behind: %v", left)
+	}
+}

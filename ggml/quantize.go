@@ -47,7 +47,8 @@ func QuantizedType(name string, shape []uint64, current, target TensorType, keep
 }
 
 // QuantizeFile rewrites the GGUF at src to dst with its weights converted to target, by the
-// rules of QuantizedType. Tensors are converted one at a time as they are written.
+// rules of QuantizedType, which the architecture's checker may overrule. Tensors are converted
+// one at a time as they are written; dst appears only if it passes Open's checks.
 func QuantizeFile(src, dst string, target TensorType, keep func(string) bool) error {
 	if _, ok := FileType(target); !ok {
 		return fmt.Errorf("quantize: target type %s is not supported", target)
@@ -83,7 +84,7 @@ func QuantizeFile(src, dst string, target TensorType, keep func(string) bool) er
 			return encode(to, info.Shape, values), nil
 		}}
 	}
-	return WriteFile(dst, kv, tensors)
+	return WriteModel(dst, kv, tensors)
 }
 
 // keepRequiredTypes lets the architecture's checker overrule the general rules of QuantizedType:

@@ -107,7 +107,18 @@ func (t *Tensor) WriteTo(w io.Writer) (int64, error) {
 // the Go types GGUF stores (uint32, float32, string, []string, []int32, ...), and must name
 // general.architecture. The file appears at path only when it is complete: it is written to a
 // temporary file in the same directory and renamed.
-func WriteFile(path string, kv map[string]any, tensors []*Tensor) (err error) {
+func WriteFile(path string, kv map[string]any, tensors []*Tensor) error {
+	return writeFile(path, kv, tensors, false)
+}
+
+// WriteModel is WriteFile for a model that toklip runs: before the file appears at path, it
+// must pass every check of Open, so a converter or quantizer never leaves a file that the
+// engine would refuse.
+func WriteModel(path string, kv map[string]any, tensors []*Tensor) error {
+	return writeFile(path, kv, tensors, true)
+}
+
+func writeFile(path string, kv map[string]any, tensors []*Tensor, check bool) (err error) {
 	if _, ok := kv["general.architecture"].(string); !ok {
 		return fmt.Errorf("write %s: general.architecture is not set", path)
 	}
@@ -142,6 +153,11 @@ func WriteFile(path string, kv map[string]any, tensors []*Tensor) (err error) {
 	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if check {
+		if _, err = Open(tmp.Name()); err != nil {
+			return fmt.Errorf("write %s: the written file does not pass its checks: %w", path, err)
+		}
 	}
 	if err = os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -8,7 +8,6 @@ package convert
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -44,16 +43,7 @@ func Convert(dir, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	partial := out + ".partial"
-	if err := ggml.WriteFile(partial, kv, tensors); err != nil {
-		return err
-	}
-	if _, err := ggml.Open(partial); err != nil {
-		os.Remove(partial)
-		return fmt.Errorf("convert: the written file does not pass its checks: %w", err)
-	}
-	if err := os.Rename(partial, out); err != nil {
-		os.Remove(partial)
+	if err := ggml.WriteModel(out, kv, tensors); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil

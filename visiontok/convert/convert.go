@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -66,16 +65,7 @@ func Convert(src, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	partial := out + ".partial"
-	if err := ggml.WriteFile(partial, kv, tensors); err != nil {
-		return err
-	}
-	if _, err := ggml.Open(partial); err != nil {
-		os.Remove(partial)
-		return fmt.Errorf("convert: the written file does not pass its checks: %w", err)
-	}
-	if err := os.Rename(partial, out); err != nil {
-		os.Remove(partial)
+	if err := ggml.WriteModel(out, kv, tensors); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil
