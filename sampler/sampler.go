@@ -13,7 +13,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 )
 
 // Params choose how tokens are picked. The zero value is greedy decoding.
@@ -94,7 +93,9 @@ type Candidate struct {
 }
 
 // Distribution is what Sample draws from (after bias and penalties): the tokens left by top-k,
-// top-p and min-p, most likely first, with probabilities that sum to 1.
+// top-p and min-p, with probabilities that sum to 1. The order is unspecified: sorting a whole
+// vocabulary (168k entries with image tokens) costs more than a decode step, so only top-k and
+// top-p order what they need, most likely first (ties: the lower id first).
 func (s *Sampler) Distribution(logits []float32) []Candidate {
 	t := float64(s.p.Temperature)
 	if t == 0 {
@@ -108,40 +109,114 @@ func (s *Sampler) Distribution(logits []float32) []Candidate {
 			top = math.Max(top, float64(l)/t)
 		}
 	}
-	sort.SliceStable(cands, func(i, j int) bool { return cands[i].P > cands[j].P })
+	sorted := false
 	if k := s.p.TopK; k > 0 && k < len(cands) {
-		cands = cands[:k]
+		cands, sorted = mostLikely(cands, k), true
 	}
-	var sum float64
 	for i := range cands {
 		cands[i].P = math.Exp(cands[i].P - top)
-		sum += cands[i].P
 	}
-	for i := range cands {
-		cands[i].P /= sum
-	}
+	normalize(cands)
 	if p := float64(s.p.TopP); p > 0 && p < 1 {
-		var cum float64
-		for i := range cands {
-			cum += cands[i].P
-			if cum >= p {
-				cands = cands[:i+1]
-				break
-			}
-		}
+		cands = nucleus(cands, p, sorted)
 	}
 	if m := float64(s.p.MinP); m > 0 && len(cands) > 0 {
-		floor := m * cands[0].P
+		var most float64
+		for _, c := range cands {
+			most = math.Max(most, c.P)
+		}
+		floor := m * most
 		cands = slices.DeleteFunc(cands, func(c Candidate) bool { return c.P < floor })
 	}
-	sum = 0
-	for _, c := range cands {
-		sum += c.P
-	}
-	for i := range cands {
-		cands[i].P /= sum
-	}
+	normalize(cands)
 	return cands
+}
+
+// nucleus is the smallest head of cands, most likely first, whose probability reaches p. An LLM's
+// nucleus is usually a few tokens, so it looks at the 64, then 512, ... most likely before
+// sorting everything.
+func nucleus(cands []Candidate, p float64, sorted bool) []Candidate {
+	head := cands
+	for k := 64; !sorted; k *= 8 {
+		if k >= len(cands) {
+			head = slices.Clone(cands)
+			slices.SortFunc(head, func(a, b Candidate) int {
+				if moreLikely(a, b) {
+					return -1
+				}
+				return 1
+			})
+			break
+		}
+		if head = mostLikely(cands, k); sum(head) >= p {
+			break
+		}
+	}
+	var cum float64
+	for i := range head {
+		if cum += head[i].P; cum >= p {
+			return head[:i+1]
+		}
+	}
+	return head
+}
+
+// mostLikely returns the k most likely of cands, most likely first, through a min-heap of k:
+// O(n log k) against a whole sort's O(n log n).
+func mostLikely(cands []Candidate, k int) []Candidate {
+	h := slices.Clone(cands[:k])
+	less := func(i, j int) bool { return moreLikely(h[j], h[i]) } // the heap's root is the least likely
+	down := func(i, n int) {
+		for {
+			c := 2*i + 1
+			if c >= n {
+				return
+			}
+			if c+1 < n && less(c+1, c) {
+				c++
+			}
+			if !less(c, i) {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i, k)
+	}
+	for _, c := range cands[k:] {
+		if moreLikely(c, h[0]) {
+			h[0] = c
+			down(0, k)
+		}
+	}
+	for n := k - 1; n > 0; n-- { // heap sort: the least likely go to the end
+		h[0], h[n] = h[n], h[0]
+		down(0, n)
+	}
+	return h
+}
+
+// moreLikely orders candidates by probability, then by id, so that ties are cut the same way
+// every time.
+func moreLikely(a, b Candidate) bool {
+	return a.P > b.P || (a.P == b.P && a.ID < b.ID)
+}
+
+func sum(cands []Candidate) float64 {
+	var s float64
+	for _, c := range cands {
+		s += c.P
+	}
+	return s
+}
+
+func normalize(cands []Candidate) {
+	s := sum(cands)
+	for i := range cands {
+		cands[i].P /= s
+	}
 }
 
 func (s *Sampler) bias(logits []float32) {

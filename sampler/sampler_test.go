@@ -2,7 +2,9 @@ package sampler
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
 )
 
@@ -53,6 +55,74 @@ func TestDistributions(t *testing.T) {
 	// min-p 0.2: keep tokens with p >= 0.2 * 0.644 = 0.129: tokens 3 (0.644) and 2 (0.237).
 	expectDist(t, "min-p 0.2", New(Params{Temperature: 1, MinP: 0.2}).Distribution(slices.Clone(logits)),
 		map[int32]float64{3: k2[1], 2: k2[0]})
+}
+
+// naiveDistribution is the definition, written plainly: sort every token (stable, so ties keep
+// the lower id first), keep the top k, softmax, cut to the smallest head reaching top-p, drop
+// tokens under min-p times the most likely, renormalize.
+func naiveDistribution(logits []float32, p Params) map[int32]float64 {
+	t := float64(p.Temperature)
+	type tok struct {
+		id int32
+		l  float64
+	}
+	var toks []tok
+	for i, l := range logits {
+		if !math.IsInf(float64(l), -1) {
+			toks = append(toks, tok{int32(i), float64(l) / t})
+		}
+	}
+	sort.SliceStable(toks, func(i, j int) bool { return toks[i].l > toks[j].l })
+	if p.TopK > 0 && p.TopK < len(toks) {
+		toks = toks[:p.TopK]
+	}
+	ls := make([]float64, len(toks))
+	for i, x := range toks {
+		ls[i] = x.l
+	}
+	probs := softmax(ls)
+	if p.TopP > 0 && p.TopP < 1 {
+		var cum float64
+		for i, q := range probs {
+			if cum += q; cum >= float64(p.TopP) {
+				probs = probs[:i+1]
+				break
+			}
+		}
+	}
+	var s float64
+	for _, q := range probs {
+		if q >= float64(p.MinP)*probs[0] {
+			s += q
+		}
+	}
+	out := map[int32]float64{}
+	for i, q := range probs {
+		if q >= float64(p.MinP)*probs[0] {
+			out[toks[i].id] = q / s
+		}
+	}
+	return out
+}
+
+// The fast paths (a heap for top-k, a growing head for top-p) give the definition's distribution
+// on vocabularies large enough to take every path, with ties among the logits.
+func TestDistributionMatchesDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for trial := range 60 {
+		n := []int{5, 70, 600, 5000}[trial%4]
+		logits := make([]float32, n)
+		spread := []float64{0.5, 3, 12}[trial%3] // flat to peaked: the nucleus is many or few tokens
+		for i := range logits {
+			logits[i] = float32(math.Round(rng.NormFloat64()*spread*4) / 4) // quarters: many ties
+		}
+		logits[rng.IntN(n)] = float32(math.Inf(-1))
+		p := Params{Temperature: []float32{0.7, 1, 1.5}[trial%3],
+			TopK: []int{0, 1, 40, 1000}[trial/4%4], TopP: []float32{0, 0.37, 0.83, 0.993, 1}[trial%5] /* off round sums, where float order decides */,
+			MinP: []float32{0, 0, 0.05}[trial/3%3]}
+		want := naiveDistribution(logits, p)
+		expectDist(t, "random logits", New(p).Distribution(slices.Clone(logits)), want)
+	}
 }
 
 func TestPenaltiesAndBias(t *testing.T) {
