@@ -108,7 +108,8 @@ func templateFor(tok *tokenizer.Tokenizer, jinja string) Template {
 	return plain
 }
 
-// validate checks roles and that every message has content.
+// validate checks the messages' roles. A message may be empty: the unconditional branch of
+// guided generation is an empty user message.
 func validate(msgs []Message) error {
 	if len(msgs) == 0 {
 		return fmt.Errorf("no messages")

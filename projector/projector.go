@@ -10,6 +10,7 @@ package projector
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/ollama/ollama/ml"
 	"github.com/ollama/ollama/ml/nn"
@@ -54,11 +55,7 @@ func ReadConfig(f *ggml.File, arch string, hidden int) (Config, error) {
 	default:
 		return c, keyErr(f, arch+".image.fusion", "fusion %q is not one of none, semantic", fusion)
 	}
-	ok = false
-	for _, a := range Activations {
-		ok = ok || a == c.Activation
-	}
-	if !ok {
+	if !slices.Contains(Activations, c.Activation) {
 		return c, keyErr(f, arch+".projector.activation", "activation %q is not one of %v", c.Activation, Activations)
 	}
 	c.Depth, c.InputWidth = int(depth), int(w.Shape[0])
