@@ -90,6 +90,11 @@ func (e *Engine) Close() {
 	e.lm.Close()
 }
 
+// BatchStats reports how many passes the engine ran and how many step calls they served.
+func (e *Engine) BatchStats() BatchStats {
+	return BatchStats{Passes: e.steps.passes.Load(), Calls: e.steps.calls.Load()}
+}
+
 // Backbone is the language model.
 func (e *Engine) Backbone() *Backbone { return e.lm }
 

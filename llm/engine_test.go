@@ -177,6 +177,7 @@ func TestGuidedGenerationMatchesReference(t *testing.T) {
 func TestConcurrentGenerationsShareBatches(t *testing.T) {
 	g := readUnified(t)
 	e := engine(t, true)
+	before := e.BatchStats()
 	var wg sync.WaitGroup
 	got := make([][]int32, 0)
 	var mu sync.Mutex
@@ -203,6 +204,12 @@ func TestConcurrentGenerationsShareBatches(t *testing.T) {
 	wg.Wait()
 	if len(got) != 2 {
 		t.Fatalf("%d generations finished", len(got))
+	}
+	after := e.BatchStats()
+	passes, calls := after.Passes-before.Passes, after.Calls-before.Calls
+	t.Logf("%d step calls in %d passes", calls, passes)
+	if passes > calls*3/4 { // two loops in lockstep share nearly every pass
+		t.Errorf("%d step calls ran in %d passes: the two generations did not share passes", calls, passes)
 	}
 }
 

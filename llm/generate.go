@@ -44,7 +44,9 @@ func (e *Engine) GenerateImage(ctx context.Context, prompt string, opts ImageOpt
 		return nil, 0, err
 	}
 	defer e.lm.Release(cond)
-	ids, _, err := e.drawImage(ctx, cond, condPrompt, opts, false)
+	m := e.steps.join()
+	ids, _, err := e.drawImage(ctx, m, cond, condPrompt, opts, false)
+	m.leave() // before the VQ decode: no more steps
 	if err != nil {
 		return nil, 0, err
 	}
@@ -73,12 +75,14 @@ func (e *Engine) imagePrompt(text string) ([]Input, error) {
 // prompt, or just that token inside a chat). The unconditional sequence is made and freed here.
 // With continueText, the last id and the end-image token are fed to cond, so that text can follow,
 // and the logits after the end token are returned.
-func (e *Engine) drawImage(ctx context.Context, cond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
+func (e *Engine) drawImage(ctx context.Context, m *member, cond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
 	if err := opts.Sampler.Validate(); err != nil {
 		return nil, nil, err
 	}
 	it := e.lm.Config().Images
+	m.leave() // waiting for a sequence is not a step: the others go on meanwhile
 	uncond, err := e.lm.AcquireWait(ctx)
+	m.rejoin()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -224,6 +228,8 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		return nil, err
 	}
 	defer e.lm.Release(seq)
+	m := e.steps.join()
+	defer m.leave()
 	ans := &Answer{PromptTokens: len(p.Inputs), PromptImages: p.ImageTokens, FinishReason: "length"}
 	budget := e.lm.Options().ContextLength - len(p.Inputs)
 	if opts.MaxTokens > 0 && opts.MaxTokens < budget {
@@ -267,7 +273,7 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		if it.Enabled() && tok == it.Begin {
 			text.add(dec.Flush())
 			flush()
-			ids, next, err := e.drawImage(ctx, seq, []Input{{Token: tok}}, opts.Image, true)
+			ids, next, err := e.drawImage(ctx, m, seq, []Input{{Token: tok}}, opts.Image, true)
 			if err != nil {
 				return nil, err
 			}

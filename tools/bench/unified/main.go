@@ -1,8 +1,8 @@
 // Command unified measures the engine at Qwen2.5-0.5B + TokLIP-S shapes with random weights:
-// time to first token for a prompt with one image (image encode, then prefill), and the time to
+// time to first token for a prompt with one image (image encode, then prefill); the time to
 // draw one 256-id image with guidance, with and without semantic fusion, against 256 plain
-// decode steps at batch 1 in the same run. Run it with `make bench` (after the backbone and vision
-// benchmarks, whose random files it extends).
+// decode steps at batch 1 in the same run; and two images drawn at once. Run it with
+// `make bench` (after the backbone and vision benchmarks, whose random files it extends).
 package main
 
 import (
@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/toklip/toklip/ggml"
@@ -68,6 +69,11 @@ func main() {
 		plain, guided, decode := generation(e, *runs)
 		fmt.Printf("fusion %-8s ViT %-4s  plain decode 256 steps %7.0f ms | guided image 256 ids %7.0f ms (%.2fx plain) | VQ decode %5.0f ms\n",
 			c.fusion, c.vit, plain, guided, guided/plain, decode)
+		if c.fusion == "none" {
+			both, stats := concurrent(e, *runs)
+			fmt.Printf("two guided images at once: %.0f ms, ids and VQ decodes included (%.2fx one image's %.0f ms); %d step calls in %d passes\n",
+				both, both/(guided+decode), guided+decode, stats.Calls, stats.Passes)
+		}
 		e.Close()
 	}
 }
@@ -139,6 +145,31 @@ func generation(e *llm.Engine, runs int) (plain, guided, decode float64) {
 		d = append(d, ms(end.Sub(lastID)))
 	}
 	return median(p), median(g), median(d)
+}
+
+// concurrent returns the median time for two GenerateImage calls made at once (continuous
+// batching puts both guided pairs in each pass), and the batcher's counts over those runs.
+func concurrent(e *llm.Engine, runs int) (float64, llm.BatchStats) {
+	var t []float64
+	before := e.BatchStats()
+	for run := range runs {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				_, _, err := e.GenerateImage(context.Background(), "a red circle in the top left corner", llm.ImageOptions{
+					Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(10*run + i)},
+				})
+				if err != nil {
+					log.Fatal(err)
+				}
+			})
+		}
+		wg.Wait()
+		t = append(t, ms(time.Since(start)))
+	}
+	after := e.BatchStats()
+	return median(t), llm.BatchStats{Passes: after.Passes - before.Passes, Calls: after.Calls - before.Calls}
 }
 
 // plainDecode times n one-token steps of one sequence after a 16-token prompt.
