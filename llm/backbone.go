@@ -192,36 +192,59 @@ func (b *Backbone) Options() Options { return b.opts }
 
 // Acquire takes a free sequence slot, empty.
 func (b *Backbone) Acquire() (Seq, error) {
-	s, _, err := b.tryAcquire()
-	return s, err
+	s, _, err := b.tryAcquire(1)
+	if err != nil {
+		return 0, err
+	}
+	return s[0], nil
 }
 
 // AcquireWait is Acquire that waits for a slot to be released, until ctx ends.
 func (b *Backbone) AcquireWait(ctx context.Context) (Seq, error) {
+	s, err := b.AcquireWaitN(ctx, 1)
+	if err != nil {
+		return 0, err
+	}
+	return s[0], nil
+}
+
+// AcquireWaitN takes n slots at once, waiting until n are free. A request that needs two
+// sequences (guided generation) takes both here: taking one and then waiting for the other
+// deadlocks as soon as every request holds one.
+func (b *Backbone) AcquireWaitN(ctx context.Context, n int) ([]Seq, error) {
+	if n > len(b.slots) {
+		return nil, fmt.Errorf("a request needs %d sequences at once, the model holds %d", n, len(b.slots))
+	}
 	for {
-		s, freed, err := b.tryAcquire()
+		s, freed, err := b.tryAcquire(n)
 		if err != ErrNoFreeSequence {
 			return s, err
 		}
 		select {
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return nil, ctx.Err()
 		case <-freed:
 		}
 	}
 }
 
-// tryAcquire takes a free slot, or returns the channel that the next release closes.
-func (b *Backbone) tryAcquire() (Seq, chan struct{}, error) {
+// tryAcquire takes n free slots, or none and returns the channel that the next release closes.
+func (b *Backbone) tryAcquire(n int) ([]Seq, chan struct{}, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	var free []Seq
 	for i := range b.slots {
 		if !b.slots[i].used {
-			b.slots[i] = slot{used: true}
-			return Seq(i), nil, nil
+			free = append(free, Seq(i))
 		}
 	}
-	return 0, b.freed, ErrNoFreeSequence
+	if len(free) < n {
+		return nil, b.freed, ErrNoFreeSequence
+	}
+	for _, s := range free[:n] {
+		b.slots[s] = slot{used: true}
+	}
+	return free[:n], nil, nil
 }
 
 // Release empties a sequence's cache entries and frees its slot.

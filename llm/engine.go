@@ -14,9 +14,9 @@ import (
 
 // EngineOptions size an Engine.
 type EngineOptions struct {
-	Backbone     Options
-	Vision       visiontok.Options
-	CachedImages int // images whose TokLIP features are kept for reuse; default 32
+	Backbone     Options           // Sequences defaults to 4 here: requests at once, a guided image taking 2
+	Vision       visiontok.Options // Streams defaults to half the sequences: one per guided image at once
+	CachedImages int               // images whose TokLIP features are kept for reuse; default 32
 }
 
 // Engine is a unified TokLIP model: the LLM backbone (with its image tokens and projector) and
@@ -38,6 +38,12 @@ var ErrNoVision = errors.New("this model has no vision tokenizer: it neither rea
 // that they fit: the image-token count is the codebook's size, the grids agree, and the
 // projector takes TokLIP's feature width.
 func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*Engine, error) {
+	if opts.Backbone.Sequences <= 0 {
+		opts.Backbone.Sequences = 4
+	}
+	if opts.Vision.Streams <= 0 {
+		opts.Vision.Streams = max(1, opts.Backbone.Sequences/2)
+	}
 	lm, err := Load(ctx, lmPath, opts.Backbone)
 	if err != nil {
 		return nil, err

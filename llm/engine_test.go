@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
@@ -49,12 +51,26 @@ func engine(t *testing.T, fusion bool) *llm.Engine {
 	if e, ok := engines[fusion]; ok {
 		return e
 	}
+	lm, vision := engineFiles(t, fusion)
+	opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 6, CacheType: llm.CacheF32}}
+	opts.Vision.Streams = 3
+	e, err := llm.Open(context.Background(), lm, vision, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engines[fusion] = e
+	return e
+}
+
+// engineFiles converts the unified test model's two files into a folder removed by TestMain.
+func engineFiles(t *testing.T, fusion bool) (lm, vision string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "toklip-engine-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	engineDirs = append(engineDirs, dir)
-	lm := filepath.Join(dir, "unified.gguf")
+	lm = filepath.Join(dir, "unified.gguf")
 	if err := convert.Convert(filepath.Join("testdata", "unified", "hf"), lm, convert.Options{Type: ggml.TypeF32}); err != nil {
 		t.Fatal(err)
 	}
@@ -64,20 +80,13 @@ func engine(t *testing.T, fusion bool) *llm.Engine {
 			return ts
 		})
 	}
-	vision := filepath.Join(dir, "toklip.gguf")
+	vision = filepath.Join(dir, "toklip.gguf")
 	vt := filepath.Join("..", "visiontok", "testdata")
 	if err := visionconvert.Convert(filepath.Join(vt, "toklip-tiny.pt"), vision, visionconvert.Options{
 		Tokenizer: filepath.Join(vt, "tokenizer", "tokenizer.json"), Heads: 4, Groups: 8}); err != nil {
 		t.Fatal(err)
 	}
-	opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 6, CacheType: llm.CacheF32}}
-	opts.Vision.Streams = 3
-	e, err := llm.Open(context.Background(), lm, vision, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engines[fusion] = e
-	return e
+	return lm, vision
 }
 
 func readUnified(t *testing.T) unifiedGolden {
@@ -210,6 +219,41 @@ func TestConcurrentGenerationsShareBatches(t *testing.T) {
 	t.Logf("%d step calls in %d passes", calls, passes)
 	if passes > calls*3/4 { // two loops in lockstep share nearly every pass
 		t.Errorf("%d step calls ran in %d passes: the two generations did not share passes", calls, passes)
+	}
+}
+
+// Guided images take two sequences at once: with room for one guided image, three requests at
+// once all finish (taking one sequence and waiting for the second would deadlock), and a model
+// with one sequence refuses to draw with a clear error instead of waiting forever.
+func TestGuidedRequestsTakeBothSequencesAtOnce(t *testing.T) {
+	lm, vision := engineFiles(t, true)
+	g := readUnified(t)
+	for _, seqs := range []int{2, 1} {
+		e, err := llm.Open(context.Background(), lm, vision, llm.EngineOptions{Backbone: llm.Options{Sequences: seqs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		var wg sync.WaitGroup
+		errs := make(chan error, 3)
+		for range 3 {
+			wg.Go(func() {
+				_, _, err := e.GenerateImage(ctx, g.Generation[0].Prompt, greedy(g))
+				errs <- err
+			})
+		}
+		wg.Wait()
+		cancel()
+		close(errs)
+		for err := range errs {
+			switch {
+			case seqs == 2 && err != nil:
+				t.Errorf("2 sequences: %v", err)
+			case seqs == 1 && (err == nil || !strings.Contains(err.Error(), "needs 2 sequences at once")):
+				t.Errorf("1 sequence: got %v, want a clear refusal", err)
+			}
+		}
+		e.Close()
 	}
 }
 

@@ -39,13 +39,13 @@ func (e *Engine) GenerateImage(ctx context.Context, prompt string, opts ImageOpt
 	if err != nil {
 		return nil, 0, err
 	}
-	cond, err := e.lm.AcquireWait(ctx)
+	seqs, err := e.lm.AcquireWaitN(ctx, 2) // conditional and unconditional
 	if err != nil {
 		return nil, 0, err
 	}
-	defer e.lm.Release(cond)
+	defer e.release(seqs)
 	m := e.steps.join()
-	ids, _, err := e.drawImage(ctx, m, cond, condPrompt, opts, false)
+	ids, _, err := e.drawImage(ctx, m, seqs[0], seqs[1], condPrompt, opts, false)
 	m.leave() // before the VQ decode: no more steps
 	if err != nil {
 		return nil, 0, err
@@ -72,21 +72,16 @@ func (e *Engine) imagePrompt(text string) ([]Input, error) {
 
 // drawImage runs guided generation of one image on the conditional sequence cond. condInputs are
 // what cond still has to take in before the first id, ending with the begin-image token (a whole
-// prompt, or just that token inside a chat). The unconditional sequence is made and freed here.
-// With continueText, the last id and the end-image token are fed to cond, so that text can follow,
-// and the logits after the end token are returned.
-func (e *Engine) drawImage(ctx context.Context, m *member, cond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
+// prompt, or just that token inside a chat). uncond is an empty sequence for the unconditional
+// branch; it is cleared again before drawImage returns. With continueText, the last id and the
+// end-image token are fed to cond, so that text can follow, and the logits after the end token
+// are returned.
+func (e *Engine) drawImage(ctx context.Context, m *member, cond, uncond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
 	if err := opts.Sampler.Validate(); err != nil {
 		return nil, nil, err
 	}
 	it := e.lm.Config().Images
-	m.leave() // waiting for a sequence is not a step: the others go on meanwhile
-	uncond, err := e.lm.AcquireWait(ctx)
-	m.rejoin()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer e.lm.Release(uncond)
+	defer e.lm.Truncate(uncond, 0)
 	uncondInputs, err := e.imagePrompt(opts.Negative)
 	if err != nil {
 		return nil, nil, err
@@ -151,6 +146,12 @@ func (e *Engine) drawImage(ctx context.Context, m *member, cond Seq, condInputs 
 		c, u = logits[0], logits[1]
 	}
 	return ids, nil, nil
+}
+
+func (e *Engine) release(seqs []Seq) {
+	for _, s := range seqs {
+		e.lm.Release(s)
+	}
 }
 
 func withSeq(in []Input, s Seq) []Input {
@@ -223,11 +224,15 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	if err != nil {
 		return nil, err
 	}
-	seq, err := e.lm.AcquireWait(ctx)
+	// An answer that may draw holds its unconditional sequence from the start: see AcquireWaitN.
+	it := e.lm.Config().Images
+	draws := opts.Images && it.Enabled() && e.vision != nil
+	seqs, err := e.lm.AcquireWaitN(ctx, map[bool]int{false: 1, true: 2}[draws])
 	if err != nil {
 		return nil, err
 	}
-	defer e.lm.Release(seq)
+	defer e.release(seqs)
+	seq := seqs[0]
 	m := e.steps.join()
 	defer m.leave()
 	ans := &Answer{PromptTokens: len(p.Inputs), PromptImages: p.ImageTokens, FinishReason: "length"}
@@ -239,7 +244,6 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	if err != nil {
 		return nil, err
 	}
-	it := e.lm.Config().Images
 	stops := e.stopTokens()
 	s := sampler.New(opts.Sampler)
 	text := newStopper(opts.Stop, opts.OnText)
@@ -254,8 +258,8 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		l := logits[0]
 		if it.Enabled() { // image ids only inside an image; an image only when asked for and it fits
 			sampler.Allow(l, 0, int(it.First))
-			fits := ans.CompletionTokens+it.PerImage()+2 <= budget && e.vision != nil
-			if !opts.Images || !fits {
+			fits := ans.CompletionTokens+it.PerImage()+2 <= budget
+			if !draws || !fits {
 				l[it.Begin] = float32(math.Inf(-1))
 			}
 			l[it.End] = float32(math.Inf(-1))
@@ -273,7 +277,7 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		if it.Enabled() && tok == it.Begin {
 			text.add(dec.Flush())
 			flush()
-			ids, next, err := e.drawImage(ctx, m, seq, []Input{{Token: tok}}, opts.Image, true)
+			ids, next, err := e.drawImage(ctx, m, seq, seqs[1], []Input{{Token: tok}}, opts.Image, true)
 			if err != nil {
 				return nil, err
 			}
