@@ -49,11 +49,13 @@ def canonicalize(text):
     return " ".join(text.split()).strip()
 
 
-def make_tokenizer(out):
-    """A Gemma-format tokenizer: <pad> <eos> <bos> <unk>, byte tokens, then BPE pieces trained on the
-    label vocabulary, with "▁" for spaces."""
-    words = ("a red blue green yellow white black circle square triangle star small large corner center "
-             "two objects and the in of top left right bottom picture photo shape color").split()
+LABEL_WORDS = ("a red blue green yellow white black circle square triangle star small large corner center "
+               "two objects and the in of top left right bottom picture photo shape color").split()
+
+
+def make_tokenizer(out, words=LABEL_WORDS):
+    """A Gemma-format tokenizer: <pad> <eos> <bos> <unk>, byte tokens, then BPE pieces trained on
+    words, with "▁" for spaces, written to OUT/tokenizer/."""
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3}
     for b in range(256):
         vocab[f"<0x{b:02X}>"] = len(vocab)
