@@ -23,7 +23,10 @@ BIN        := bin/toklip
 TEST_FLAGS ?= -timeout 20m -p 1
 BENCH_DIR  ?= $(CURDIR)/.bench
 
-.PHONY: build test bench run vet clean reference
+DEMO_WORK  ?= $(CURDIR)/.demo-work
+DEMO_MODEL := modelfiles/toklip-demo
+
+.PHONY: build test bench run vet clean reference demo-model eval demo-examples
 
 build:
 	$(GO) build -o $(BIN) ./cmd/toklip
@@ -54,6 +57,35 @@ reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_toklip_golden.py --out visiontok/testdata
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
 	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
+
+# Trains the embedded demo model from scratch (Debian's python3-torch, about 50 minutes on 2
+# cores), converts it with toklip's own converters, and records the PyTorch evaluation's metrics
+# that `make eval` must reproduce, and its first 20 outputs of each set, which `make test` checks
+# the engine against. Never needed by CI: the model is committed.
+demo-model: build $(TOKENIZER_FILES)
+	/usr/bin/python3 tools/demo/train.py --work $(DEMO_WORK)
+	$(BIN) convert $(DEMO_WORK)/hf -o $(DEMO_MODEL)/lm.gguf -type F32 -name toklip-demo
+	$(BIN) convert $(DEMO_WORK)/toklip-demo.pt -o $(DEMO_MODEL)/vision.gguf -type F32 -name toklip-demo \
+		-tokenizer $(DEMO_WORK)/tokenizer/tokenizer.json -heads 4 -groups 8
+	/usr/bin/python3 tools/demo/evaluate.py --work $(DEMO_WORK) --out $(DEMO_WORK)/eval-pytorch
+	$(BIN) eval-demo -score $(DEMO_WORK)/eval-pytorch -o tools/demo/metrics-pytorch.json
+	$(MAKE) build  # again: the binary embeds the new files
+	$(BIN) eval-demo -cache f32 -against $(DEMO_WORK)/eval-pytorch -compare tools/demo/metrics-pytorch.json
+	mkdir -p demo/evaluate/testdata
+	for s in understanding-heldout understanding-unseen; do \
+		head -n 20 $(DEMO_WORK)/eval-pytorch/$$s.answers.jsonl > demo/evaluate/testdata/$$s.answers.jsonl; done
+	for s in generation-heldout generation-unseen; do \
+		head -c $$((20 * 64 * 64 * 3)) $(DEMO_WORK)/eval-pytorch/$$s.generated.u8 > demo/evaluate/testdata/$$s.generated.u8; done
+
+# The demo model's evaluation through toklip's engine (the embedded model), which must agree with
+# the PyTorch evaluation's metrics within one point on every metric.
+eval: build
+	mkdir -p $(DEMO_WORK)
+	$(BIN) eval-demo -compare tools/demo/metrics-pytorch.json -o $(DEMO_WORK)/metrics-toklip.json
+
+# The README's example images (docs/demo/) and the transcript that made them.
+demo-examples: build
+	sh tools/demo/examples.sh
 
 clean:
 	rm -rf bin $(BENCH_DIR)

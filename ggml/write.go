@@ -151,6 +151,9 @@ func writeFile(path string, kv map[string]any, tensors []*Tensor, check bool) (e
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	if err = tmp.Chmod(0o644); err != nil { // CreateTemp makes it 0600: a model is no secret
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -118,7 +118,7 @@ func TestDistributionMatchesDefinition(t *testing.T) {
 		}
 		logits[rng.IntN(n)] = float32(math.Inf(-1))
 		p := Params{Temperature: []float32{0.7, 1, 1.5}[trial%3],
-			TopK: []int{0, 1, 40, 1000}[trial/4%4], TopP: []float32{0, 0.37, 0.83, 0.993, 1}[trial%5] /* off round sums, where float order decides */,
+			TopK: []int{0, 1, 40, 1000}[trial/4%4], TopP: []float32{0, 0.37, 0.83, 0.993, 1}[trial%5], /* off round sums, where float order decides */
 			MinP: []float32{0, 0, 0.05}[trial/3%3]}
 		want := naiveDistribution(logits, p)
 		expectDist(t, "random logits", New(p).Distribution(slices.Clone(logits)), want)

@@ -23,10 +23,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"convert":  {"convert a HuggingFace folder or a TokLIP checkpoint to a GGUF model", "SRC -o OUT.gguf [-type F16] [-tokenizer tokenizer.json]", runConvert},
-	"quantize": {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
-	"inspect":  {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
-	"system":   {"print the CPU features this build of ggml uses", "", runSystem},
+	"convert":   {"convert a HuggingFace folder or a TokLIP checkpoint to a GGUF model", "SRC -o OUT.gguf [-type F16] [-tokenizer tokenizer.json]", runConvert},
+	"quantize":  {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
+	"inspect":   {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
+	"system":    {"print the CPU features this build of ggml uses", "", runSystem},
+	"run":       {"answer one message, with images attached (-image FILE), and print the answer", "[MODEL] [-image FILE]... [-draw] \"message\"", runRun},
+	"generate":  {"draw an image for a prompt", "[MODEL] \"prompt\" [-o out.png] [-guidance 3] [-seed N] [-temperature T]", runGenerate},
+	"scene":     {"draw a demo scene (shape, color, position, size), to show the demo model", "[\"a small red circle in the top left corner\"] [-seed N] [-o scene.png]", runScene},
+	"eval-demo": {"measure the demo model (or score the PyTorch evaluation's outputs)", "[-lm F -vision F] [-score DIR] [-compare metrics.json] [-against DIR] [-o metrics.json] [-outputs DIR] [-images DIR]", runEvalDemo},
 }
 
 // errUsage marks an error in how a command was called (exit status 2).
@@ -93,7 +97,7 @@ func printUsage(w io.Writer) {
 }
 
 // parse parses a command's flags, allowing them before and after the positional arguments, and
-// checks the number of positional arguments.
+// checks the number of positional arguments (-1: any number, the command checks them).
 func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	fs.SetOutput(io.Discard)
 	var pos []string
@@ -111,7 +115,7 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	if len(pos) != positional {
+	if positional >= 0 && len(pos) != positional {
 		return nil, fmt.Errorf("%w: want %d argument(s), got %d (%s)", errUsage, positional, len(pos), strings.Join(pos, " "))
 	}
 	return pos, nil

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/toklip/toklip/demo"
 	"github.com/toklip/toklip/ggml"
 )
 
@@ -103,5 +105,68 @@ func TestErrorsAndExitCodes(t *testing.T) {
 	}
 	if code, out, _ := runCLI("help"); code != 0 || !strings.Contains(out, "convert") {
 		t.Errorf("help: exit %d, %q", code, out)
+	}
+}
+
+// A fresh binary, with no model files given, answers about a scene and draws one: the embedded
+// demo model, unpacked into an empty cache folder. The examples are fixed (greedy decoding); the
+// rates over hundreds of scenes are demo/evaluate's and `make eval`'s.
+func TestDemoModelOutOfTheBox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo model")
+	}
+	t.Setenv("TOKLIP_CACHE", t.TempDir())
+	t.Chdir(t.TempDir())
+
+	const caption = "a large red star in the center"
+	if code, out, errOut := runCLI("scene", caption, "-o", "scene.png"); code != 0 || !strings.Contains(out, "wrote scene.png: "+caption) {
+		t.Fatalf("scene: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, errOut := runCLI("run", "-image", "scene.png", "Describe the image.")
+	if code != 0 {
+		t.Fatalf("run: exit %d, %q", code, errOut)
+	}
+	if got, want := demo.ReadAnswer(out), demo.ReadAnswer(caption); got != want {
+		t.Errorf("run: the answer %q reads as %+v, the scene is %+v", out, got, want)
+	}
+
+	const prompt = "a small blue circle in the top left corner"
+	if code, out, errOut := runCLI("generate", prompt, "-o", "drawn.png"); code != 0 || !strings.Contains(out, "wrote drawn.png") {
+		t.Fatalf("generate: exit %d, %q %q", code, out, errOut)
+	}
+	checkDrawing(t, "drawn.png", prompt)
+
+	// Drawing inside a chat: the answer holds an image, written under a free name.
+	os.WriteFile("toklip-image-1.png", []byte("the user's own file"), 0o644)
+	code, out, errOut = runCLI("run", "-draw", "Draw "+prompt+".")
+	if code != 0 || !strings.Contains(out, "[image: toklip-image-2.png]") {
+		t.Fatalf("run -draw: exit %d, %q %q", code, out, errOut)
+	}
+	checkDrawing(t, "toklip-image-2.png", prompt)
+	if b, _ := os.ReadFile("toklip-image-1.png"); string(b) != "the user's own file" {
+		t.Error("run -draw wrote over an existing file")
+	}
+
+	if code, _, errOut := runCLI("run", "some-other-model", "hello"); code != 1 || !strings.Contains(errOut, `unknown model "some-other-model"`) {
+		t.Errorf("run with an unknown model: exit %d, %q", code, errOut)
+	}
+}
+
+func checkDrawing(t *testing.T, path, caption string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if b := img.Bounds(); b.Dx() != demo.Size || b.Dy() != demo.Size {
+		t.Errorf("%s: %v, want %d x %d", path, b, demo.Size, demo.Size)
+	}
+	if got, want := demo.Check(img), demo.ReadAnswer(caption); got != want {
+		t.Errorf("%s: the checker finds %+v, the prompt asked for %+v", path, got, want)
 	}
 }

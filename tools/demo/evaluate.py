@@ -1,8 +1,8 @@
 """The demo model's evaluation in PyTorch, on the weights train.py wrote: greedy answers to the
 evaluation question about each scene of the understanding sets, greedy guided drawings (semantic
-fusion) of each caption of the generation sets, following toklip's engine step for step, without a
-KV cache. Writes what it produced into OUT; `toklip eval-demo -score OUT` scores it with the same
-readers as the Go engine's run, so the two are compared on equal terms.
+fusion) of each caption of the generation sets, following toklip's engine step for step (with a
+KV cache, in batches of 50). Writes what it produced into OUT; `toklip eval-demo -score OUT`
+scores it with the same readers as the Go engine's run, so the two are compared on equal terms.
   /usr/bin/python3 tools/demo/evaluate.py --work .demo-work --out .demo-work/eval-pytorch
 """
 
@@ -39,7 +39,7 @@ class Model:
         self.toklip.load_state_dict(torch.load(os.path.join(work, "stage-toklip.pt")))
         self.toklip.eval()
         self.lm = LM(common.LM, self.cfg["vocab_size"], TOKLIP["width"])
-        self.lm.load_state_dict(torch.load(os.path.join(work, "stage-lm.pt")))
+        self.lm.load_state_dict(torch.load(os.path.join(work, "lm.pt")))
         self.lm.eval()
         self.tok_path = os.path.join(work, "hf", "tokenizer.json")
         tok = json.load(open(self.tok_path))

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/toklip/toklip/demo"
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/sampler"
+)
+
+// openModel opens a model by name (only the embedded demo model has a name until the model store
+// lands) or by its two files.
+func openModel(name, lmPath, visionPath string) (*llm.Engine, error) {
+	if name != "" && name != modelfiles.DemoName {
+		return nil, fmt.Errorf("unknown model %q: the only named model is %s (give -lm and -vision for other files)", name, modelfiles.DemoName)
+	}
+	lmPath, visionPath, err := modelFiles(lmPath, visionPath)
+	if err != nil {
+		return nil, err
+	}
+	return llm.Open(context.Background(), lmPath, visionPath, llm.EngineOptions{})
+}
+
+// runRun answers one message, with images attached, and prints the answer as it comes. Images the
+// model draws in its answer are written into the working folder, under names not taken yet.
+func runRun(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
+	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
+	var images multiFlag
+	fs.Var(&images, "image", "an image file to attach (repeatable)")
+	temperature := fs.Float64("temperature", 0, "sampling temperature of the text (0: greedy)")
+	seed := fs.Uint64("seed", 0, "random seed")
+	draw := fs.Bool("draw", false, "let the answer contain images")
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	name, msg, err := modelAndText(pos)
+	if err != nil {
+		return err
+	}
+	e, err := openModel(name, *lmPath, *visionPath)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var parts []llm.Part
+	for _, path := range images {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, llm.Part{Image: b})
+	}
+	parts = append(parts, llm.Part{Text: msg})
+	lineStart := true // whether the output so far ends a line: images go on lines of their own
+	newline := func() {
+		if !lineStart {
+			fmt.Fprintln(stdout)
+			lineStart = true
+		}
+	}
+	_, err = e.Chat(context.Background(), []llm.Message{{Role: "user", Content: parts}}, llm.ChatOptions{
+		Sampler: sampler.Params{Temperature: float32(*temperature), Seed: *seed},
+		Images:  *draw,
+		Image:   llm.ImageOptions{Guidance: 3, Sampler: sampler.Params{Seed: *seed}},
+		OnText: func(t string) {
+			fmt.Fprint(stdout, t)
+			lineStart = strings.HasSuffix(t, "\n")
+		},
+		OnImage: func(g *llm.GeneratedImage) {
+			newline()
+			if path, err := writeNewPNG("toklip-image", g); err != nil {
+				fmt.Fprintf(stdout, "[image not written: %v]\n", err)
+			} else {
+				fmt.Fprintf(stdout, "[image: %s]\n", path)
+			}
+		},
+	})
+	newline()
+	return err
+}
+
+// runGenerate draws one image for a prompt.
+func runGenerate(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
+	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
+	out := fs.String("o", "out.png", "the PNG file to write")
+	guidance := fs.Float64("guidance", 3, "classifier-free guidance scale (1: none)")
+	temperature := fs.Float64("temperature", 0, "sampling temperature of the image ids (0: greedy)")
+	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
+	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
+	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	name, prompt, err := modelAndText(pos)
+	if err != nil {
+		return err
+	}
+	e, err := openModel(name, *lmPath, *visionPath)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	g, _, err := e.GenerateImage(context.Background(), prompt, llm.ImageOptions{
+		Guidance: float32(*guidance), Negative: *negative,
+		Sampler: sampler.Params{Temperature: float32(*temperature), TopK: *topK, Seed: *seed},
+	})
+	if err != nil {
+		return err
+	}
+	if err := writePNG(*out, g.Image); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
+// runScene draws a demo scene: the one a caption describes, or a random one.
+func runScene(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("scene", flag.ContinueOnError)
+	out := fs.String("o", "scene.png", "the PNG file to write")
+	seed := fs.Uint64("seed", 1, "random seed (for the variations, and the attributes a caption leaves out)")
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: give at most one caption (quote it)", errUsage)
+	}
+	s := demo.Scenes(demo.Train, 1, *seed)[0]
+	if len(pos) == 1 {
+		f := demo.ReadAnswer(pos[0])
+		for _, v := range []*int{&f.Shape, &f.Color, &f.Position, &f.Size} {
+			if *v < 0 {
+				return fmt.Errorf("%q does not name a shape, a color, a position and a size, as in %q", pos[0], s.Caption())
+			}
+		}
+		s.Shape, s.Color, s.Position, s.Size = f.Shape, f.Color, f.Position, f.Size
+	}
+	if err := writePNG(*out, s.Render()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s\n", *out, s.Caption())
+	return nil
+}
+
+// modelAndText splits the positional arguments [MODEL] TEXT.
+func modelAndText(pos []string) (string, string, error) {
+	switch len(pos) {
+	case 1:
+		return "", pos[0], nil
+	case 2:
+		return pos[0], pos[1], nil
+	}
+	return "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+}
+
+func writePNG(path string, img image.Image) error {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// writeNewPNG writes an image as PREFIX-N.png with the first N whose file does not exist yet:
+// never over a file the user has.
+func writeNewPNG(prefix string, g *llm.GeneratedImage) (string, error) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, g.Image); err != nil {
+		return "", err
+	}
+	for n := 1; n < 100000; n++ {
+		path := fmt.Sprintf("%s-%d.png", prefix, n)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if _, err := f.Write(buf.Bytes()); err != nil {
+			f.Close()
+			os.Remove(path)
+			return "", err
+		}
+		return path, f.Close()
+	}
+	return "", fmt.Errorf("no free name %s-N.png in the working folder", prefix)
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
