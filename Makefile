@@ -58,7 +58,7 @@ reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
 	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
 
-# Trains the embedded demo model from scratch (Debian's python3-torch, about 50 minutes on 2
+# Trains the embedded demo model from scratch (Debian's python3-torch, about 77 minutes on 2
 # cores), converts it with toklip's own converters, and records the PyTorch evaluation's metrics
 # that `make eval` must reproduce, and its first 20 outputs of each set, which `make test` checks
 # the engine against. Never needed by CI: the model is committed.

@@ -13,8 +13,8 @@
 Writes WORK/toklip-demo.pt (an open_clip-style TokLIP checkpoint, as the official ones) and
 WORK/hf/ (a HuggingFace Qwen2 folder) for toklip's converters; `make demo-model` runs this and
 converts. Fixed seeds; each stage's result is kept in WORK (stage-*.pt) and reused by a rerun, so
-delete a stage's file (and those after it) to train it again. About 60 minutes on 2 cores
-(measured: VQ 8, TokLIP 14, LLM 35 + 17). Debian's torch:
+delete a stage's file (and those after it) to train it again. About 77 minutes on 2 cores
+(measured: scenes and VQ 9, TokLIP 14, LLM 35 + 19). Debian's torch:
   /usr/bin/python3 tools/demo/train.py --work .demo-work
 """
 
