@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"quantize":  {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
 	"inspect":   {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
 	"system":    {"print the CPU features this build of ggml uses", "", runSystem},
+	"serve":     {"serve the OpenAI-style API (chat with images, image generation, models)", "[MODEL] [-host 127.0.0.1] [-port 8750] [-api-key KEY]", runServe},
 	"run":       {"answer one message, with images attached (-image FILE), and print the answer", "[MODEL] [-image FILE]... [-draw] \"message\"", runRun},
 	"generate":  {"draw an image for a prompt", "[MODEL] \"prompt\" [-o out.png] [-guidance 3] [-seed N] [-temperature T]", runGenerate},
 	"scene":     {"draw a demo scene (shape, color, position, size), to show the demo model", "[\"a small red circle in the top left corner\"] [-seed N] [-o scene.png]", runScene},

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"image/png"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -168,5 +170,22 @@ func checkDrawing(t *testing.T, path, caption string) {
 	}
 	if got, want := demo.Check(img), demo.ReadAnswer(caption); got != want {
 		t.Errorf("%s: the checker finds %+v, the prompt asked for %+v", path, got, want)
+	}
+}
+
+// serve says plainly when its port is taken, and refuses an unknown model before listening.
+func TestServeErrors(t *testing.T) {
+	t.Setenv("TOKLIP_CACHE", t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	if code, _, errOut := runCLI("serve", "-port", port); code != 1 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("serve on a busy port: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI("serve", "nope"); code != 1 || !strings.Contains(errOut, `unknown model "nope"`) {
+		t.Errorf("serve an unknown model: exit %d, %q", code, errOut)
 	}
 }

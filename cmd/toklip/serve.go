@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/server"
+)
+
+// DefaultPort is where `toklip serve` listens unless told otherwise.
+const DefaultPort = 8750
+
+// runServe serves the OpenAI-style API on one model until SIGINT or SIGTERM, then stops taking
+// connections and lets the requests in flight finish (up to -drain).
+func runServe(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	host := fs.String("host", "127.0.0.1", "the address to listen on (0.0.0.0 for every interface)")
+	port := fs.Int("port", DefaultPort, "the port to listen on")
+	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
+	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
+	apiKey := fs.String("api-key", os.Getenv("TOKLIP_API_KEY"), "require this bearer key (default $TOKLIP_API_KEY; empty: none)")
+	maxBody := fs.Int64("max-body", 32<<20, "request body limit in bytes")
+	drain := fs.Duration("drain", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: give at most one model name", errUsage)
+	}
+	name := modelfiles.DemoName
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	e, err := openModel(name, *lmPath, *visionPath)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "serving %s on http://%s/v1\n", name, ln.Addr())
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down: finishing the requests in flight", "drain", *drain)
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

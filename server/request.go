@@ -1,0 +1,198 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/sampler"
+)
+
+// decode reads a JSON body strictly: one object, types as declared (a wrong type names its field).
+func decode(body io.Reader, v any) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return invalid("", "the request body is empty: send a JSON object")
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return invalid("", "the request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// content is a message's content: a string, or an array of parts.
+type content struct {
+	Text  *string
+	Parts []contentPart
+}
+
+type contentPart struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	ImageURL *struct {
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
+	} `json:"image_url"`
+}
+
+func (c *content) UnmarshalJSON(b []byte) error {
+	if bytes.HasPrefix(bytes.TrimSpace(b), []byte(`"`)) {
+		return json.Unmarshal(b, &c.Text)
+	}
+	if string(bytes.TrimSpace(b)) == "null" {
+		return nil
+	}
+	return json.Unmarshal(b, &c.Parts)
+}
+
+type chatMessage struct {
+	Role    string  `json:"role"`
+	Content content `json:"content"`
+}
+
+// messages turns the request's messages into the engine's, decoding data-URL images.
+func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
+	if len(in) == 0 {
+		return nil, 0, invalid("messages", "messages must hold at least one message")
+	}
+	var out []llm.Message
+	images := 0
+	for i, m := range in {
+		role := m.Role
+		switch role {
+		case "developer":
+			role = "system"
+		case "system", "user", "assistant":
+		default:
+			return nil, 0, invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant", i, m.Role)
+		}
+		msg := llm.Message{Role: role}
+		if m.Content.Text != nil {
+			msg.Content = append(msg.Content, llm.Part{Text: *m.Content.Text})
+		}
+		for j, p := range m.Content.Parts {
+			param := fmt.Sprintf("messages[%d].content[%d]", i, j)
+			switch p.Type {
+			case "text":
+				msg.Content = append(msg.Content, llm.Part{Text: p.Text})
+			case "image_url":
+				if p.ImageURL == nil || p.ImageURL.URL == "" {
+					return nil, 0, invalid(param+".image_url.url", "%s: an image_url part needs image_url.url", param)
+				}
+				if images++; images > s.opts.MaxImages {
+					return nil, 0, invalid(param, "more than %d images in one request", s.opts.MaxImages)
+				}
+				data, err := dataURL(p.ImageURL.URL)
+				if err != nil {
+					return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
+				}
+				msg.Content = append(msg.Content, llm.Part{Image: data})
+			default:
+				return nil, 0, invalid(param+".type", "%s: part type %q is not supported (text, image_url)", param, p.Type)
+			}
+		}
+		out = append(out, msg)
+	}
+	return out, images, nil
+}
+
+// dataURL decodes "data:image/...;base64,...". Fetching http(s) URLs is not offered: a server
+// that fetched whatever a client names could be turned against the network it sits in.
+func dataURL(u string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(u, "data:")
+	if !ok {
+		if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("this server does not fetch image URLs; send the image as a data URL (data:image/png;base64,...)")
+		}
+		return nil, fmt.Errorf("not a data URL (data:image/png;base64,...)")
+	}
+	meta, payload, ok := strings.Cut(rest, ",")
+	if !ok || !strings.HasSuffix(meta, ";base64") {
+		return nil, fmt.Errorf("a data URL must be base64: data:image/png;base64,...")
+	}
+	if mt := strings.TrimSuffix(meta, ";base64"); mt != "" && !strings.HasPrefix(mt, "image/") {
+		return nil, fmt.Errorf("media type %q is not an image", mt)
+	}
+	data, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, fmt.Errorf("bad base64: %v", err)
+	}
+	return data, nil
+}
+
+// stops reads "stop": a string or up to 4 strings.
+func stops(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, invalid("stop", "stop must be a string or an array of strings")
+	}
+	if len(many) > 4 {
+		return nil, invalid("stop", "stop holds %d strings, at most 4", len(many))
+	}
+	return many, nil
+}
+
+// samplerParams checks OpenAI's ranges and maps them onto the sampler.
+func samplerParams(temperature, topP, freq, pres *float64, bias map[string]float64, seed *int64, vocab int) (sampler.Params, error) {
+	p := sampler.Params{Temperature: 1}
+	if temperature != nil {
+		if *temperature < 0 || *temperature > 2 {
+			return p, invalid("temperature", "temperature %g is not in [0, 2]", *temperature)
+		}
+		p.Temperature = float32(*temperature)
+	}
+	if topP != nil {
+		if *topP < 0 || *topP > 1 {
+			return p, invalid("top_p", "top_p %g is not in [0, 1]", *topP)
+		}
+		p.TopP = float32(*topP)
+	}
+	for name, v := range map[string]*float64{"frequency_penalty": freq, "presence_penalty": pres} {
+		if v != nil && (*v < -2 || *v > 2) {
+			return p, invalid(name, "%s %g is not in [-2, 2]", name, *v)
+		}
+	}
+	if freq != nil {
+		p.FrequencyPenalty = float32(*freq)
+	}
+	if pres != nil {
+		p.PresencePenalty = float32(*pres)
+	}
+	for k, v := range bias {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id >= vocab {
+			return p, invalid("logit_bias", "logit_bias key %q is not a token id of this model (0 to %d)", k, vocab-1)
+		}
+		if v < -100 || v > 100 || math.IsNaN(v) {
+			return p, invalid("logit_bias", "logit_bias value %g for token %s is not in [-100, 100]", v, k)
+		}
+		if p.LogitBias == nil {
+			p.LogitBias = map[int32]float32{}
+		}
+		p.LogitBias[int32(id)] = float32(v)
+	}
+	if seed != nil {
+		p.Seed = uint64(*seed)
+	}
+	return p, nil
+}

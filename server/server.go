@@ -1,0 +1,98 @@
+// Package server is toklip's OpenAI-style HTTP API over one loaded model: chat completions with
+// images in and out, image generation, the model list and health. One request's path: the route
+// in Handler, its handler in chat.go or images.go (decode and check the JSON, turn it into engine
+// options), the engine (llm.Engine: prompt, batched forward passes, sampling, drawing), and back
+// as OpenAI's JSON or server-sent events.
+package server
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/toklip/toklip/llm"
+)
+
+// Options are the server's limits and settings.
+type Options struct {
+	Model        string // the name clients use for the loaded model
+	APIKey       string // if set, every /v1 request must carry "Authorization: Bearer <key>"
+	MaxBodyBytes int64  // request body limit; default 32 MiB
+	MaxImages    int    // images per request; default 8
+	MaxN         int    // choices or images per request; default 8
+}
+
+// Server serves one engine.
+type Server struct {
+	e       *llm.Engine
+	opts    Options
+	created int64
+}
+
+// New serves e under opts.Model.
+func New(e *llm.Engine, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 32 << 20
+	}
+	if opts.MaxImages <= 0 {
+		opts.MaxImages = 8
+	}
+	if opts.MaxN <= 0 {
+		opts.MaxN = 8
+	}
+	return &Server{e: e, opts: opts, created: time.Now().Unix()}
+}
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.CustomRecovery(func(c *gin.Context, v any) { // a bug answers 500, never a dropped connection
+		abort(c, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error"})
+	}))
+	r.NoRoute(func(c *gin.Context) {
+		abort(c, withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: "no route " + c.Request.Method + " " + c.Request.URL.Path}, "unknown_url"))
+	})
+	r.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	v1 := r.Group("/v1", s.authorize, s.limitBody)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/:model", s.getModel)
+	v1.POST("/chat/completions", s.chat)
+	v1.POST("/images/generations", s.generateImages)
+	return r
+}
+
+func (s *Server) authorize(c *gin.Context) {
+	if s.opts.APIKey == "" {
+		return
+	}
+	key, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.APIKey)) != 1 {
+		abort(c, withCode(&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error",
+			Message: "a valid API key is required: send it as Authorization: Bearer <key>"}, "invalid_api_key"))
+	}
+}
+
+func (s *Server) limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
+}
+
+// checkModel refuses a request for another model than the one loaded.
+func (s *Server) checkModel(name string) error {
+	if name == "" {
+		return invalid("model", "model is required")
+	}
+	if name != s.opts.Model {
+		return withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: ptr("model"),
+			Message: "the model " + quote(name) + " does not exist; this server runs " + quote(s.opts.Model)}, "model_not_found")
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func quote(s string) string { return "\"" + s + "\"" }

@@ -1,0 +1,309 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"hash/crc32"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/toklip/toklip/demo"
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/server"
+)
+
+// TestMain unpacks the demo model once, into a folder of its own: modelfiles.Demo unpacks once
+// per process.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "toklip-cache")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("TOKLIP_CACHE", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// start serves the embedded demo model on a random loopback port and returns its base URL.
+func start(t *testing.T, opts server.Options) string {
+	t.Helper()
+	files, err := modelfiles.Demo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Model = modelfiles.DemoName
+	srv := &http.Server{Handler: server.New(e, opts).Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		e.Close()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func client(base string, opts ...option.RequestOption) openai.Client {
+	return openai.NewClient(append([]option.RequestOption{option.WithBaseURL(base + "/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0)}, opts...)...)
+}
+
+func sceneDataURL(t *testing.T, s demo.Scene) string {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, s.Render()); err != nil {
+		t.Fatal(err)
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())
+}
+
+func describeParams(t *testing.T, s demo.Scene) openai.ChatCompletionNewParams {
+	return openai.ChatCompletionNewParams{
+		Model: modelfiles.DemoName,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: sceneDataURL(t, s)}),
+			openai.TextContentPart(demo.EvalQuestion),
+		})},
+		Temperature: openai.Float(0),
+	}
+}
+
+// The official client reads the model list, answers about an image (checked against the scene),
+// streams with usage, and draws an image of the size the model makes.
+func TestOpenAIClient(t *testing.T) {
+	c := client(start(t, server.Options{}))
+	ctx := context.Background()
+
+	models, err := c.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 || models.Data[0].ID != modelfiles.DemoName {
+		t.Fatalf("models: %+v, %v", models, err)
+	}
+	if !strings.Contains(models.Data[0].RawJSON(), `"output_modalities":["text","image"]`) {
+		t.Errorf("the model lists no image output: %s", models.Data[0].RawJSON())
+	}
+
+	scene := demo.Scenes(demo.HeldOut, 1, 7)[0]
+	resp, err := c.Chat.Completions.New(ctx, describeParams(t, scene))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := resp.Choices[0].Message.Content
+	if got, want := demo.ReadAnswer(answer), demo.ReadAnswer(scene.Caption()); got != want {
+		t.Errorf("answer %q for %q", answer, scene.Caption())
+	}
+	if resp.Choices[0].FinishReason != "stop" || resp.Usage.PromptTokens < 64 || resp.Usage.CompletionTokens < 1 {
+		t.Errorf("finish %q, usage %+v", resp.Choices[0].FinishReason, resp.Usage)
+	}
+	if !strings.Contains(resp.Usage.PromptTokensDetails.RawJSON(), `"image_tokens":64`) {
+		t.Errorf("usage does not count the 64 image tokens: %s", resp.Usage.PromptTokensDetails.RawJSON())
+	}
+
+	params := describeParams(t, scene)
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	stream := c.Chat.Completions.NewStreaming(ctx, params)
+	var streamed strings.Builder
+	var usage openai.CompletionUsage
+	chunks := 0
+	for stream.Next() {
+		ch := stream.Current()
+		chunks++
+		if len(ch.Choices) > 0 {
+			streamed.WriteString(ch.Choices[0].Delta.Content)
+		}
+		if ch.Usage.TotalTokens > 0 {
+			usage = ch.Usage
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if streamed.String() != answer || chunks < 4 || usage.TotalTokens != resp.Usage.TotalTokens {
+		t.Errorf("streamed %q in %d chunks, usage %+v; want %q, usage %+v", streamed.String(), chunks, usage, answer, resp.Usage)
+	}
+
+	const prompt = "a large red square in the top right corner"
+	img, err := c.Images.Generate(ctx, openai.ImageGenerateParams{Prompt: prompt, Model: modelfiles.DemoName,
+		N: openai.Int(2), Size: "1024x1024"}, option.WithJSONSet("temperature", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Data) != 2 || img.Size != "64x64" {
+		t.Fatalf("%d images of size %q", len(img.Data), img.Size)
+	}
+	for i, d := range img.Data {
+		b, err := base64.StdEncoding.DecodeString(d.B64JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pic, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("image %d: %v", i, err)
+		}
+		if got, want := demo.Check(pic), demo.ReadAnswer(prompt); got != want {
+			t.Errorf("image %d: the checker finds %+v, the prompt asked for %+v", i, got, want)
+		}
+	}
+	if img.Usage.OutputTokens != 128 {
+		t.Errorf("usage %+v: want 128 output tokens (2 images of 64 ids)", img.Usage)
+	}
+}
+
+// A chat that may answer with images returns them as image_url parts with PNG data URLs.
+func TestChatDraws(t *testing.T) {
+	base := start(t, server.Options{})
+	body := `{"model":"toklip-demo","modalities":["text","image"],"temperature":0,
+		"messages":[{"role":"user","content":"Draw a small green circle in the center."}]}`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Choices []struct {
+			Message struct {
+				Content []struct {
+					Type     string
+					ImageURL struct{ URL string } `json:"image_url"`
+				}
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	var found bool
+	for _, p := range out.Choices[0].Message.Content {
+		if p.Type != "image_url" {
+			continue
+		}
+		b64, ok := strings.CutPrefix(p.ImageURL.URL, "data:image/png;base64,")
+		b, err := base64.StdEncoding.DecodeString(b64)
+		if !ok || err != nil {
+			t.Fatalf("not a PNG data URL: %.60s", p.ImageURL.URL)
+		}
+		pic, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := demo.Check(pic), demo.ReadAnswer("a small green circle in the center"); got != want {
+			t.Errorf("the checker finds %+v, want %+v", got, want)
+		}
+		found = true
+	}
+	if !found {
+		t.Fatalf("the answer holds no image: %+v", out)
+	}
+}
+
+// Bad requests get the right status and OpenAI's error object with all four keys, and the server
+// keeps answering.
+func TestBadRequests(t *testing.T) {
+	base := start(t, server.Options{MaxBodyBytes: 1 << 20})
+	hugePNG := func() string { // a valid PNG header that claims 100000 x 100000 pixels
+		var buf bytes.Buffer
+		png.Encode(&buf, demo.Scenes(demo.Train, 1, 1)[0].Render())
+		b := buf.Bytes()
+		copy(b[16:24], []byte{0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0}) // IHDR width and height
+		binary.BigEndian.PutUint32(b[29:33], crc32.ChecksumIEEE(b[12:29]))
+		return base64.StdEncoding.EncodeToString(b)
+	}()
+	img := func(url string) string {
+		return `{"model":"toklip-demo","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"` + url + `"}},{"type":"text","text":"hi"}]}]}`
+	}
+	manyImages := `{"model":"toklip-demo","messages":[{"role":"user","content":[` +
+		strings.Repeat(`{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},`, 9) + `{"type":"text","text":"hi"}]}]}`
+	cases := []struct {
+		name, path, body string
+		status           int
+		param, msg       string
+	}{
+		{"malformed JSON", "/v1/chat/completions", `{"model":`, 400, "", "not valid JSON"},
+		{"empty body", "/v1/chat/completions", ``, 400, "", "empty"},
+		{"wrong type", "/v1/chat/completions", `{"model":"toklip-demo","messages":[],"temperature":"hot"}`, 400, "temperature", "expected a number"},
+		{"no messages", "/v1/chat/completions", `{"model":"toklip-demo","messages":[]}`, 400, "messages", "at least one"},
+		{"unknown model", "/v1/chat/completions", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, 404, "model", `"gpt-9" does not exist`},
+		{"bad role", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"wizard","content":"hi"}]}`, 400, "messages[0].role", "wizard"},
+		{"temperature out of range", "/v1/chat/completions", `{"model":"toklip-demo","temperature":3,"messages":[{"role":"user","content":"hi"}]}`, 400, "temperature", "[0, 2]"},
+		{"n out of range", "/v1/chat/completions", `{"model":"toklip-demo","n":0,"messages":[{"role":"user","content":"hi"}]}`, 400, "n", "not in [1, 8]"},
+		{"bad base64", "/v1/chat/completions", img("data:image/png;base64,!!!"), 400, "messages[0].content[0].image_url.url", "bad base64"},
+		{"not an image", "/v1/chat/completions", img("data:image/png;base64," + base64.StdEncoding.EncodeToString([]byte("hello, world"))), 400, "messages", "not a PNG"},
+		{"huge PNG header", "/v1/chat/completions", img("data:image/png;base64," + hugePNG), 400, "messages", "pixels"},
+		{"http image URL", "/v1/chat/completions", img("https://example.com/cat.png"), 400, "messages[0].content[0].image_url.url", "does not fetch"},
+		{"too many images", "/v1/chat/completions", manyImages, 400, "messages[0].content[8]", "more than 8 images"},
+		{"prompt over the context", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"user","content":"` + strings.Repeat("red star ", 3000) + `"}]}`, 400, "messages", "context holds"},
+		{"body over the limit", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, 413, "", "over the limit"},
+		{"image n out of range", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","n":11}`, 400, "n", "not in [1, 8]"},
+		{"image without prompt", "/v1/images/generations", `{"model":"toklip-demo"}`, 400, "prompt", "required"},
+		{"bad size", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","size":"big"}`, 400, "size", "WIDTHxHEIGHT"},
+		{"unknown route", "/v1/nothing", `{}`, 404, "", "no route"},
+	}
+	for _, c := range cases {
+		resp, err := http.Post(base+c.path, "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body struct {
+			Error map[string]*string `json:"error"`
+		}
+		json.Unmarshal(raw, &body)
+		e := body.Error
+		_, hasParam := e["param"]
+		_, hasCode := e["code"]
+		switch {
+		case resp.StatusCode != c.status:
+			t.Errorf("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.status, raw)
+		case e["message"] == nil || e["type"] == nil || !hasParam || !hasCode:
+			t.Errorf("%s: not OpenAI's error object: %s", c.name, raw)
+		case !strings.Contains(*e["message"], c.msg):
+			t.Errorf("%s: message %q does not say %q", c.name, *e["message"], c.msg)
+		case c.param != "" && (e["param"] == nil || *e["param"] != c.param):
+			t.Errorf("%s: param %v, want %q", c.name, e["param"], c.param)
+		}
+	}
+	// Still healthy, and still answering.
+	c := client(base)
+	if _, err := c.Chat.Completions.New(context.Background(), describeParams(t, demo.Scenes(demo.HeldOut, 1, 3)[0])); err != nil {
+		t.Fatalf("after the bad requests: %v", err)
+	}
+	// The official client sees the error object too.
+	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-9",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || apiErr.Param != "model" {
+		t.Errorf("the client got %v", err)
+	}
+}
+
+func TestAPIKey(t *testing.T) {
+	base := start(t, server.Options{APIKey: "s3cret"})
+	without, with := client(base), client(base, option.WithAPIKey("s3cret"))
+	if _, err := without.Models.List(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the key: %v", err)
+	}
+	if _, err := with.Models.List(context.Background()); err != nil {
+		t.Errorf("with the key: %v", err)
+	}
+	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("health needs no key: %v %v", resp, err)
+	}
+}

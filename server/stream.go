@@ -1,0 +1,120 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/toklip/toklip/llm"
+)
+
+// sse writes server-sent events; safe for the concurrent choices of one request.
+type sse struct {
+	mu sync.Mutex
+	c  *gin.Context
+}
+
+func newSSE(c *gin.Context) *sse {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	c.Status(http.StatusOK)
+	return &sse{c: c}
+}
+
+// send writes one "data:" event (and the event name, if any) and flushes it.
+func (s *sse) send(event string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(gin.H{"error": toAPIError(err)})
+	}
+	s.raw(event, b)
+}
+
+func (s *sse) raw(event string, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.c.Writer
+	if event != "" {
+		w.WriteString("event: " + event + "\n")
+	}
+	w.WriteString("data: ")
+	w.Write(data)
+	w.WriteString("\n\n")
+	w.Flush()
+}
+
+type chunk struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"`
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []chunkChoice `json:"choices"`
+	Usage   *usage        `json:"usage"`
+}
+
+type chunkChoice struct {
+	Index        int       `json:"index"`
+	Delta        delta     `json:"delta"`
+	Logprobs     *struct{} `json:"logprobs"`
+	FinishReason *string   `json:"finish_reason"`
+}
+
+type delta struct {
+	Role    string `json:"role,omitempty"`
+	Content any    `json:"content,omitempty"` // text, or image parts
+}
+
+// streamChat answers as chat.completion.chunk events: a role chunk per choice, text deltas as
+// they are decoded, each drawn image as a delta holding one image_url part, a last chunk per
+// choice with its finish reason, the usage chunk if asked, then [DONE]. A failure after the
+// first byte is sent as an error event, as OpenAI's clients expect.
+func (s *Server) streamChat(c *gin.Context, id string, job *chatJob) {
+	out := newSSE(c)
+	created := time.Now().Unix()
+	send := func(ch []chunkChoice, u *usage) {
+		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.opts.Model, Choices: ch, Usage: u})
+	}
+	for i := range job.n {
+		send([]chunkChoice{{Index: i, Delta: delta{Role: "assistant", Content: ""}}}, nil)
+	}
+	answers, err := s.runChoices(c.Request.Context(), job, func(i int) (func(string), func(*llm.GeneratedImage)) {
+		onText := func(t string) { send([]chunkChoice{{Index: i, Delta: delta{Content: t}}}, nil) }
+		onImage := func(g *llm.GeneratedImage) {
+			part, err := toPart(llm.AnswerPart{Image: g})
+			if err != nil {
+				return // reported by the answer's end: the same encoding fails there
+			}
+			send([]chunkChoice{{Index: i, Delta: delta{Content: []outPart{part}}}}, nil)
+		}
+		return onText, onImage
+	})
+	if err != nil {
+		if c.Request.Context().Err() == nil { // the client is still there to read it
+			out.send("", gin.H{"error": toAPIError(err)})
+		}
+		return
+	}
+	var u usage
+	for i, a := range answers {
+		reason := a.FinishReason
+		send([]chunkChoice{{Index: i, Delta: delta{}, FinishReason: &reason}}, nil)
+		u.add(a, i == 0)
+	}
+	if job.usage {
+		send([]chunkChoice{}, &u)
+	}
+	out.raw("", []byte("[DONE]"))
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
