@@ -110,8 +110,9 @@ func (e *Engine) Vision() *visiontok.Vision { return e.vision }
 // Template is the chat format the engine renders.
 func (e *Engine) Template() Template { return e.tmpl }
 
-// encodeImage returns an image's TokLIP encoding, from the cache when the same bytes were seen.
-func (e *Engine) encodeImage(data []byte) (*visiontok.Encoded, error) {
+// EncodeImage returns an image's TokLIP encoding (ids, features, pooled embedding), from the
+// cache when the same bytes were seen.
+func (e *Engine) EncodeImage(data []byte) (*visiontok.Encoded, error) {
 	if e.vision == nil {
 		return nil, ErrNoVision
 	}
@@ -158,7 +159,7 @@ func (e *Engine) BuildPrompt(msgs []Message, generationPrompt bool) (*Prompt, er
 			}
 			continue
 		}
-		enc, err := e.encodeImage(s.image)
+		enc, err := e.EncodeImage(s.image)
 		if err != nil {
 			return nil, err
 		}

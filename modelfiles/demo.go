@@ -28,31 +28,29 @@ type Files struct {
 }
 
 var (
-	demoOnce  sync.Once
-	demoFiles Files
-	demoErr   error
+	demoMu   sync.Mutex // one unpacking at a time in this process (other processes: see writeAtomic)
+	demoHash = sync.OnceValue(func() string {
+		h := sha256.New()
+		for _, n := range demoNames {
+			b, _ := fs.ReadFile(demoFS, "toklip-demo/"+n) // embedded: cannot fail
+			h.Write(b)
+		}
+		return hex.EncodeToString(h.Sum(nil))[:12]
+	})
+	demoNames = []string{"lm.gguf", "vision.gguf"}
 )
 
-// Demo returns the embedded model's files, written on first use into the user's cache folder
+// Demo returns the embedded model's files, written when missing into the user's cache folder
 // ($TOKLIP_CACHE, else the system's cache folder, under toklip/), in a folder named by the
 // content's hash: ggml reads models from files, and a changed binary never reads an old copy.
+// Each call checks the files again, so a cache folder cleaned under a running server is refilled.
 func Demo() (Files, error) {
-	demoOnce.Do(func() { demoFiles, demoErr = extractDemo() })
-	return demoFiles, demoErr
+	demoMu.Lock()
+	defer demoMu.Unlock()
+	return extractDemo()
 }
 
 func extractDemo() (Files, error) {
-	names := []string{"lm.gguf", "vision.gguf"}
-	h := sha256.New()
-	data := make([][]byte, len(names))
-	for i, n := range names {
-		b, err := fs.ReadFile(demoFS, "toklip-demo/"+n)
-		if err != nil {
-			return Files{}, err
-		}
-		data[i] = b
-		h.Write(b)
-	}
 	root := os.Getenv("TOKLIP_CACHE")
 	if root == "" {
 		dir, err := os.UserCacheDir()
@@ -61,17 +59,25 @@ func extractDemo() (Files, error) {
 		}
 		root = filepath.Join(dir, "toklip")
 	}
-	dir := filepath.Join(root, DemoName+"-"+hex.EncodeToString(h.Sum(nil))[:12])
+	dir := filepath.Join(root, DemoName+"-"+demoHash())
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Files{}, fmt.Errorf("unpack the demo model: %w", err)
 	}
-	paths := make([]string, len(names))
-	for i, n := range names {
+	paths := make([]string, len(demoNames))
+	for i, n := range demoNames {
 		paths[i] = filepath.Join(dir, n)
-		if st, err := os.Stat(paths[i]); err == nil && st.Size() == int64(len(data[i])) {
+		embedded, err := fs.Stat(demoFS, "toklip-demo/"+n)
+		if err != nil {
+			return Files{}, err
+		}
+		if st, err := os.Stat(paths[i]); err == nil && st.Size() == embedded.Size() {
 			continue // unpacked before (a file appears only complete: written aside, then renamed)
 		}
-		if err := writeAtomic(paths[i], data[i]); err != nil {
+		data, err := fs.ReadFile(demoFS, "toklip-demo/"+n)
+		if err != nil {
+			return Files{}, err
+		}
+		if err := writeAtomic(paths[i], data); err != nil {
 			return Files{}, fmt.Errorf("unpack the demo model: %w", err)
 		}
 	}

@@ -63,6 +63,7 @@ func (s *Server) Handler() http.Handler {
 	v1.GET("/models/:model", s.getModel)
 	v1.POST("/chat/completions", s.chat)
 	v1.POST("/images/generations", s.generateImages)
+	v1.POST("/embeddings", s.embeddings)
 	return r
 }
 

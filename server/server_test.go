@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"image/png"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -253,6 +254,9 @@ func TestBadRequests(t *testing.T) {
 		{"image n out of range", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","n":11}`, 400, "n", "not in [1, 8]"},
 		{"image without prompt", "/v1/images/generations", `{"model":"toklip-demo"}`, 400, "prompt", "required"},
 		{"bad size", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","size":"big"}`, 400, "size", "WIDTHxHEIGHT"},
+		{"embedding without input", "/v1/embeddings", `{"model":"toklip-demo"}`, 400, "input", "required"},
+		{"embedding of token ids", "/v1/embeddings", `{"model":"toklip-demo","input":[1,2,3]}`, 400, "input", "token ids are not read"},
+		{"embedding of a bad image", "/v1/embeddings", `{"model":"toklip-demo","input":["a cat","data:image/png;base64,AAAA"]}`, 400, "input[1]", "bad image"},
 		{"unknown route", "/v1/nothing", `{}`, 404, "", "no route"},
 	}
 	for _, c := range cases {
@@ -305,5 +309,60 @@ func TestAPIKey(t *testing.T) {
 	}
 	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("health needs no key: %v %v", resp, err)
+	}
+}
+
+// An image's embedding (a data URL) and its caption's share TokLIP's space: the image is nearer
+// its own caption than to captions that differ in color or shape. base64 encoding carries the
+// same floats.
+func TestEmbeddings(t *testing.T) {
+	base := start(t, server.Options{})
+	c := client(base)
+	scene := demo.Scenes(demo.HeldOut, 1, 11)[0]
+	other := scene
+	other.Color = (scene.Color + 1) % len(demo.Colors)
+	other2 := scene
+	other2.Shape = (scene.Shape + 1) % len(demo.Shapes)
+	inputs := []string{sceneDataURL(t, scene), scene.Caption(), other.Caption(), other2.Caption()}
+	resp, err := c.Embeddings.New(context.Background(), openai.EmbeddingNewParams{Model: modelfiles.DemoName,
+		Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: inputs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Data) != 4 || resp.Usage.PromptTokens < 64 {
+		t.Fatalf("%d embeddings, usage %+v", len(resp.Data), resp.Usage)
+	}
+	dot := func(a, b []float64) (s float64) {
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	img := resp.Data[0].Embedding
+	if n := dot(img, img); math.Abs(n-1) > 1e-4 {
+		t.Errorf("not unit length: |v|^2 = %g", n)
+	}
+	own, color, shape := dot(img, resp.Data[1].Embedding), dot(img, resp.Data[2].Embedding), dot(img, resp.Data[3].Embedding)
+	t.Logf("cosine with %q %.3f, %q %.3f, %q %.3f", scene.Caption(), own, other.Caption(), color, other2.Caption(), shape)
+	if own <= color || own <= shape {
+		t.Errorf("the image is not nearest its own caption")
+	}
+
+	body := `{"model":"toklip-demo","encoding_format":"base64","input":"` + scene.Caption() + `"}`
+	r, err := http.Post(base+"/v1/embeddings", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var out struct{ Data []struct{ Embedding string } }
+	json.NewDecoder(r.Body).Decode(&out)
+	raw, err := base64.StdEncoding.DecodeString(out.Data[0].Embedding)
+	if err != nil || len(raw) != 4*len(img) {
+		t.Fatalf("base64 embedding: %d bytes, %v", len(raw), err)
+	}
+	for i, want := range resp.Data[1].Embedding {
+		if got := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])); got != float32(want) {
+			t.Fatalf("base64 element %d: %g, float form %g", i, got, want)
+		}
 	}
 }

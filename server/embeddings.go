@@ -1,0 +1,156 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/toklip/toklip/visiontok"
+)
+
+// embeddingRequest is OpenAI's embeddings request. Inputs are text, embedded by TokLIP's text
+// tower, or images given as data URLs ("data:image/png;base64,..." strings), embedded by TokLIP's
+// attention-pooled image head: both land in TokLIP's shared space, so an image's embedding is
+// near its caption's. Token-id inputs are not read: the text tower has its own tokenizer.
+type embeddingRequest struct {
+	Input          json.RawMessage `json:"input"`
+	Model          string          `json:"model"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int            `json:"dimensions"`
+}
+
+// maxEmbeddingInputs is OpenAI's limit on inputs per request.
+const maxEmbeddingInputs = 2048
+
+type embedding struct {
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"` // []float32, or a base64 string of little-endian float32s
+}
+
+func (s *Server) embeddings(c *gin.Context) {
+	var req embeddingRequest
+	if err := decode(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	inputs, err := s.checkEmbeddings(&req)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	v := s.e.Vision()
+	data := make([]embedding, len(inputs))
+	tokens := 0
+	for i, in := range inputs {
+		var vec []float32
+		if strings.HasPrefix(in, "data:") {
+			img, err := dataURL(in)
+			if err != nil {
+				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image_url"))
+				return
+			}
+			enc, err := s.e.EncodeImage(img)
+			if errors.Is(err, visiontok.ErrImage) {
+				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image"))
+				return
+			}
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			vec = enc.Pooled
+			tokens += len(enc.IDs)
+		} else {
+			ids, err := v.TextIDs(in)
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			for _, id := range ids {
+				if id != 0 { // padding
+					tokens++
+				}
+			}
+			if vec, err = v.TextEmbeddingIDs(ids); err != nil {
+				abort(c, err)
+				return
+			}
+		}
+		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(normalize(vec), req.EncodingFormat)}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": s.opts.Model,
+		"usage": gin.H{"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+func (s *Server) checkEmbeddings(r *embeddingRequest) ([]string, error) {
+	if err := s.checkModel(r.Model); err != nil {
+		return nil, err
+	}
+	if s.e.Vision() == nil || s.e.Vision().Config().Text.Depth == 0 {
+		return nil, invalid("model", "the model %q has no TokLIP text tower to embed with", r.Model)
+	}
+	var inputs []string
+	var one string
+	if err := json.Unmarshal(r.Input, &one); err == nil {
+		inputs = []string{one}
+	} else if err := json.Unmarshal(r.Input, &inputs); err != nil {
+		if len(r.Input) == 0 || string(r.Input) == "null" {
+			return nil, invalid("input", "input is required")
+		}
+		return nil, invalid("input", "input must be a string or an array of strings (token ids are not read: the text tower has its own tokenizer)")
+	}
+	if len(inputs) == 0 || len(inputs) > maxEmbeddingInputs {
+		return nil, invalid("input", "input holds %d items, want 1 to %d", len(inputs), maxEmbeddingInputs)
+	}
+	for i, in := range inputs {
+		if in == "" {
+			return nil, invalid("input", "input[%d] is empty", i)
+		}
+	}
+	switch r.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		return nil, invalid("encoding_format", "encoding_format %q is not float or base64", r.EncodingFormat)
+	}
+	if d := r.Dimensions; d != nil {
+		return nil, invalid("dimensions", "dimensions cannot be chosen: TokLIP's embeddings have the size they were trained with")
+	}
+	return inputs, nil
+}
+
+// normalize scales v to unit length (a copy: v may be the engine's cached encoding), as OpenAI's
+// embeddings are, so a dot product is the cosine.
+func normalize(v []float32) []float32 {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if sum == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(sum)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
+func encodeVector(v []float32, format string) any {
+	if format != "base64" {
+		return v
+	}
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
