@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/toklip/toklip/sampler"
 	"github.com/toklip/toklip/visiontok"
@@ -24,8 +25,9 @@ type ImageOptions struct {
 
 // GeneratedImage is a drawn image: its VQ ids and its pixels.
 type GeneratedImage struct {
-	IDs   []int32
-	Image *image.RGBA
+	IDs    []int32
+	Image  *image.RGBA
+	Decode time.Duration // the VQ decoder's time, for metrics
 }
 
 // GenerateImage draws one image for a prompt: the conditional sequence is the chat
@@ -50,11 +52,12 @@ func (e *Engine) GenerateImage(ctx context.Context, prompt string, opts ImageOpt
 	if err != nil {
 		return nil, 0, err
 	}
+	start := time.Now()
 	img, err := e.vision.Decode(ids)
 	if err != nil {
 		return nil, 0, err
 	}
-	return &GeneratedImage{IDs: ids, Image: img}, len(condPrompt), nil
+	return &GeneratedImage{IDs: ids, Image: img, Decode: time.Since(start)}, len(condPrompt), nil
 }
 
 // imagePrompt is a chat with one user message, the assistant's header and the begin-image token.
@@ -281,11 +284,12 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 			if err != nil {
 				return nil, err
 			}
+			start := time.Now()
 			img, err := e.vision.Decode(ids)
 			if err != nil {
 				return nil, err
 			}
-			g := &GeneratedImage{IDs: ids, Image: img}
+			g := &GeneratedImage{IDs: ids, Image: img, Decode: time.Since(start)}
 			ans.Parts = append(ans.Parts, AnswerPart{Image: g})
 			if opts.OnImage != nil {
 				opts.OnImage(g)

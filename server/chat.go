@@ -153,6 +153,9 @@ func (s *Server) chat(c *gin.Context) {
 func (s *Server) runChoices(ctx context.Context, job *chatJob, hooks func(i int) (func(string), func(*llm.GeneratedImage))) ([]*llm.Answer, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	start := time.Now()
+	var first sync.Once
+	firstOut := func() { first.Do(func() { s.metrics.firstToken.Observe(time.Since(start).Seconds()) }) }
 	answers := make([]*llm.Answer, job.n)
 	errs := make([]error, job.n)
 	var wg sync.WaitGroup
@@ -160,8 +163,23 @@ func (s *Server) runChoices(ctx context.Context, job *chatJob, hooks func(i int)
 		opts := job.opts
 		opts.Sampler.Seed += uint64(i)
 		opts.Image.Sampler.Seed += uint64(i)
+		var onText func(string)
+		var onImage func(*llm.GeneratedImage)
 		if hooks != nil {
-			opts.OnText, opts.OnImage = hooks(i)
+			onText, onImage = hooks(i)
+		}
+		opts.OnText = func(t string) {
+			firstOut()
+			if onText != nil {
+				onText(t)
+			}
+		}
+		opts.OnImage = func(g *llm.GeneratedImage) {
+			firstOut()
+			s.metrics.imageDecode.Observe(g.Decode.Seconds())
+			if onImage != nil {
+				onImage(g)
+			}
 		}
 		wg.Go(func() {
 			answers[i], errs[i] = s.e.Chat(ctx, job.msgs, opts)
@@ -174,7 +192,23 @@ func (s *Server) runChoices(ctx context.Context, job *chatJob, hooks func(i int)
 	if err := firstError(errs); err != nil {
 		return nil, err
 	}
+	s.countChat(answers)
 	return answers, nil
+}
+
+// countChat adds the answers' tokens to the metrics: the shared prompt once.
+func (s *Server) countChat(answers []*llm.Answer) {
+	t := s.metrics.tokens
+	t.WithLabelValues("prompt").Add(float64(answers[0].PromptTokens))
+	t.WithLabelValues("image_input").Add(float64(answers[0].PromptImages))
+	for _, a := range answers {
+		t.WithLabelValues("completion").Add(float64(a.CompletionTokens))
+		for _, p := range a.Parts {
+			if p.Image != nil {
+				t.WithLabelValues("image_output").Add(float64(len(p.Image.IDs)))
+			}
+		}
+	}
 }
 
 // firstError is the error that stopped parallel work: the first that is not a cancellation (which

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -57,6 +58,7 @@ func (s *Server) embeddings(c *gin.Context) {
 				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image_url"))
 				return
 			}
+			start := time.Now()
 			enc, err := s.e.EncodeImage(img)
 			if errors.Is(err, visiontok.ErrImage) {
 				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image"))
@@ -66,6 +68,7 @@ func (s *Server) embeddings(c *gin.Context) {
 				abort(c, err)
 				return
 			}
+			s.metrics.imageEncode.Observe(time.Since(start).Seconds())
 			vec = enc.Pooled
 			tokens += len(enc.IDs)
 		} else {
@@ -86,6 +89,7 @@ func (s *Server) embeddings(c *gin.Context) {
 		}
 		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(normalize(vec), req.EncodingFormat)}
 	}
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(tokens))
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": s.opts.Model,
 		"usage": gin.H{"prompt_tokens": tokens, "total_tokens": tokens}})
 }

@@ -191,6 +191,7 @@ func (s *Server) generateImages(c *gin.Context) {
 		}
 		resp.Data = append(resp.Data, imageData{B64JSON: base64.StdEncoding.EncodeToString(buf.Bytes())})
 		resp.Usage.OutputTokens += len(g.IDs)
+		s.metrics.imageDecode.Observe(g.Decode.Seconds())
 		b := g.Image.Bounds()
 		resp.Size = strconv.Itoa(b.Dx()) + "x" + strconv.Itoa(b.Dy())
 	}
@@ -198,5 +199,7 @@ func (s *Server) generateImages(c *gin.Context) {
 	resp.Usage.InputTokensDetails.TextTokens = prompts[0]
 	resp.Usage.OutputTokensDetails.ImageTokens = resp.Usage.OutputTokens
 	resp.Usage.TotalTokens = resp.Usage.InputTokens + resp.Usage.OutputTokens
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(resp.Usage.InputTokens))
+	s.metrics.tokens.WithLabelValues("image_output").Add(float64(resp.Usage.OutputTokens))
 	c.JSON(http.StatusOK, resp)
 }

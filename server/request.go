@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/sampler"
+	"github.com/toklip/toklip/visiontok"
 )
 
 // decode reads a JSON body strictly: one object, types as declared (a wrong type names its field).
@@ -68,8 +71,18 @@ func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
 	if len(in) == 0 {
 		return nil, 0, invalid("messages", "messages must hold at least one message")
 	}
-	var out []llm.Message
 	images := 0
+	for _, m := range in { // counted first: no image is encoded for a request refused for their number
+		for _, p := range m.Content.Parts {
+			if p.Type == "image_url" {
+				images++
+			}
+		}
+	}
+	if images > s.opts.MaxImages {
+		return nil, 0, invalid("messages", "%d images in one request, at most %d", images, s.opts.MaxImages)
+	}
+	var out []llm.Message
 	for i, m := range in {
 		role := m.Role
 		switch role {
@@ -92,13 +105,20 @@ func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
 				if p.ImageURL == nil || p.ImageURL.URL == "" {
 					return nil, 0, invalid(param+".image_url.url", "%s: an image_url part needs image_url.url", param)
 				}
-				if images++; images > s.opts.MaxImages {
-					return nil, 0, invalid(param, "more than %d images in one request", s.opts.MaxImages)
-				}
 				data, err := dataURL(p.ImageURL.URL)
 				if err != nil {
 					return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
 				}
+				// Encoded here, ahead of the prompt (which finds it in the engine's cache): a bad
+				// image is named by its place in the request, and its encoding time is measured.
+				start := time.Now()
+				if _, err := s.e.EncodeImage(data); err != nil {
+					if errors.Is(err, visiontok.ErrImage) {
+						return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image")
+					}
+					return nil, 0, err
+				}
+				s.metrics.imageEncode.Observe(time.Since(start).Seconds())
 				msg.Content = append(msg.Content, llm.Part{Image: data})
 			default:
 				return nil, 0, invalid(param+".type", "%s: part type %q is not supported (text, image_url)", param, p.Type)

@@ -23,6 +23,8 @@ type Options struct {
 	MaxBodyBytes int64  // request body limit; default 32 MiB
 	MaxImages    int    // images per request; default 8
 	MaxN         int    // choices or images per request; default 8
+	MaxRunning   int    // requests answered at once (the engine batches them); default 4
+	MaxQueue     int    // requests waiting beyond those; more get 429; default 64
 }
 
 // Server serves one engine.
@@ -30,6 +32,8 @@ type Server struct {
 	e       *llm.Engine
 	opts    Options
 	created int64
+	metrics *metrics
+	queue   *queue
 }
 
 // New serves e under opts.Model.
@@ -43,14 +47,21 @@ func New(e *llm.Engine, opts Options) *Server {
 	if opts.MaxN <= 0 {
 		opts.MaxN = 8
 	}
-	return &Server{e: e, opts: opts, created: time.Now().Unix()}
+	if opts.MaxRunning <= 0 {
+		opts.MaxRunning = 4
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 64
+	}
+	m := newMetrics()
+	return &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m)}
 }
 
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gin.CustomRecovery(func(c *gin.Context, v any) { // a bug answers 500, never a dropped connection
+	r.Use(s.metrics.observe, gin.CustomRecovery(func(c *gin.Context, v any) { // a bug answers 500, never a dropped connection
 		abort(c, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error"})
 	}))
 	r.NoRoute(func(c *gin.Context) {
@@ -58,12 +69,13 @@ func (s *Server) Handler() http.Handler {
 			Message: "no route " + c.Request.Method + " " + c.Request.URL.Path}, "unknown_url"))
 	})
 	r.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/metrics", s.metrics.handler())
 	v1 := r.Group("/v1", s.authorize, s.limitBody)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)
-	v1.POST("/chat/completions", s.chat)
-	v1.POST("/images/generations", s.generateImages)
-	v1.POST("/embeddings", s.embeddings)
+	v1.POST("/chat/completions", s.queue.admit, s.chat)
+	v1.POST("/images/generations", s.queue.admit, s.generateImages)
+	v1.POST("/embeddings", s.queue.admit, s.embeddings)
 	return r
 }
 

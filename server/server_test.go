@@ -245,10 +245,10 @@ func TestBadRequests(t *testing.T) {
 		{"temperature out of range", "/v1/chat/completions", `{"model":"toklip-demo","temperature":3,"messages":[{"role":"user","content":"hi"}]}`, 400, "temperature", "[0, 2]"},
 		{"n out of range", "/v1/chat/completions", `{"model":"toklip-demo","n":0,"messages":[{"role":"user","content":"hi"}]}`, 400, "n", "not in [1, 8]"},
 		{"bad base64", "/v1/chat/completions", img("data:image/png;base64,!!!"), 400, "messages[0].content[0].image_url.url", "bad base64"},
-		{"not an image", "/v1/chat/completions", img("data:image/png;base64," + base64.StdEncoding.EncodeToString([]byte("hello, world"))), 400, "messages", "not a PNG"},
-		{"huge PNG header", "/v1/chat/completions", img("data:image/png;base64," + hugePNG), 400, "messages", "pixels"},
+		{"not an image", "/v1/chat/completions", img("data:image/png;base64," + base64.StdEncoding.EncodeToString([]byte("hello, world"))), 400, "messages[0].content[0].image_url.url", "not a PNG"},
+		{"huge PNG header", "/v1/chat/completions", img("data:image/png;base64," + hugePNG), 400, "messages[0].content[0].image_url.url", "pixels"},
 		{"http image URL", "/v1/chat/completions", img("https://example.com/cat.png"), 400, "messages[0].content[0].image_url.url", "does not fetch"},
-		{"too many images", "/v1/chat/completions", manyImages, 400, "messages[0].content[8]", "more than 8 images"},
+		{"too many images", "/v1/chat/completions", manyImages, 400, "messages", "9 images in one request, at most 8"},
 		{"prompt over the context", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"user","content":"` + strings.Repeat("red star ", 3000) + `"}]}`, 400, "messages", "context holds"},
 		{"body over the limit", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, 413, "", "over the limit"},
 		{"image n out of range", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","n":11}`, 400, "n", "not in [1, 8]"},
@@ -363,6 +363,34 @@ func TestEmbeddings(t *testing.T) {
 	for i, want := range resp.Data[1].Embedding {
 		if got := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:])); got != float32(want) {
 			t.Fatalf("base64 element %d: %g, float form %g", i, got, want)
+		}
+	}
+}
+
+// /metrics counts requests by route and status, tokens, time to first token and image work.
+func TestMetrics(t *testing.T) {
+	base := start(t, server.Options{})
+	c := client(base)
+	if _, err := c.Chat.Completions.New(context.Background(), describeParams(t, demo.Scenes(demo.HeldOut, 1, 5)[0])); err != nil {
+		t.Fatal(err)
+	}
+	http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"nope","messages":[]}`))
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`toklip_requests_total{route="/v1/chat/completions",status="200"} 1`,
+		`toklip_requests_total{route="/v1/chat/completions",status="404"} 1`,
+		`toklip_tokens_total{kind="image_input"} 64`,
+		"toklip_time_to_first_token_seconds_count 1",
+		"toklip_image_encode_seconds_count 1",
+		"toklip_queue_depth 0",
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }

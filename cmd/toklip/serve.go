@@ -32,6 +32,8 @@ func runServe(args []string, stdout io.Writer) error {
 	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
 	apiKey := fs.String("api-key", os.Getenv("TOKLIP_API_KEY"), "require this bearer key (default $TOKLIP_API_KEY; empty: none)")
 	maxBody := fs.Int64("max-body", 32<<20, "request body limit in bytes")
+	parallel := fs.Int("parallel", 4, "requests answered at once (their steps share batches)")
+	queue := fs.Int("queue", 64, "requests that may wait beyond those; more are answered 429")
 	drain := fs.Duration("drain", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	pos, err := parse(fs, args, -1)
 	if err != nil {
@@ -54,7 +56,7 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody}).Handler(),
+		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
