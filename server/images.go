@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"image"
 	"image/jpeg"
 	"image/png"
 	"net/http"
@@ -30,6 +31,7 @@ type imageRequest struct {
 	OutputFormat   string   `json:"output_format"`
 	Seed           *int64   `json:"seed"`
 	Stream         bool     `json:"stream"`
+	PartialImages  *int     `json:"partial_images"`
 	GuidanceScale  *float64 `json:"guidance_scale"`
 	NegativePrompt string   `json:"negative_prompt"`
 	Temperature    *float64 `json:"temperature"`
@@ -42,10 +44,12 @@ const maxPromptChars = 32000
 var sizeRE = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
 
 type imageJob struct {
-	prompt string
-	opts   llm.ImageOptions
-	n      int
-	format string // png or jpeg
+	prompt   string
+	opts     llm.ImageOptions
+	n        int
+	format   string // png or jpeg
+	stream   bool
+	partials int // partial images streamed before the completed one
 }
 
 func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
@@ -87,8 +91,14 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 	default:
 		return nil, invalid("output_format", "output_format %q is not png, jpeg or webp", r.OutputFormat)
 	}
-	if r.Stream {
-		return nil, withCode(invalid("stream", "streamed image generation is not offered yet"), "unsupported_parameter")
+	if r.PartialImages != nil {
+		if *r.PartialImages < 0 || *r.PartialImages > 3 {
+			return nil, invalid("partial_images", "partial_images %d is not in [0, 3]", *r.PartialImages)
+		}
+		j.partials = *r.PartialImages
+	}
+	if j.stream = r.Stream; j.stream && j.n != 1 {
+		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
 	j.opts.Guidance = 3
 	if r.GuidanceScale != nil {
@@ -157,6 +167,10 @@ func (s *Server) generateImages(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	if job.stream {
+		s.streamImage(c, job)
+		return
+	}
 	ctx, cancel := context.WithCancel(c.Request.Context())
 	defer cancel()
 	imgs := make([]*llm.GeneratedImage, job.n)
@@ -179,27 +193,106 @@ func (s *Server) generateImages(c *gin.Context) {
 	}
 	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format}
 	for _, g := range imgs {
-		var buf bytes.Buffer
-		if job.format == "jpeg" {
-			err = jpeg.Encode(&buf, g.Image, &jpeg.Options{Quality: 95})
-		} else {
-			err = png.Encode(&buf, g.Image)
-		}
+		b64, err := encodeImage(g.Image, job.format)
 		if err != nil {
-			abort(c, fmt.Errorf("encode the image: %w", err))
+			abort(c, err)
 			return
 		}
-		resp.Data = append(resp.Data, imageData{B64JSON: base64.StdEncoding.EncodeToString(buf.Bytes())})
-		resp.Usage.OutputTokens += len(g.IDs)
+		resp.Data = append(resp.Data, imageData{B64JSON: b64})
+		resp.Size = sizeOf(g.Image)
 		s.metrics.imageDecode.Observe(g.Decode.Seconds())
-		b := g.Image.Bounds()
-		resp.Size = strconv.Itoa(b.Dx()) + "x" + strconv.Itoa(b.Dy())
 	}
-	resp.Usage.InputTokens = prompts[0]
-	resp.Usage.InputTokensDetails.TextTokens = prompts[0]
-	resp.Usage.OutputTokensDetails.ImageTokens = resp.Usage.OutputTokens
-	resp.Usage.TotalTokens = resp.Usage.InputTokens + resp.Usage.OutputTokens
-	s.metrics.tokens.WithLabelValues("prompt").Add(float64(resp.Usage.InputTokens))
-	s.metrics.tokens.WithLabelValues("image_output").Add(float64(resp.Usage.OutputTokens))
+	resp.Usage = s.imageUsage(prompts[0], imgs)
 	c.JSON(http.StatusOK, resp)
+}
+
+// imageUsage is OpenAI's input/output token usage of drawing imgs from a prompt of promptTokens,
+// also added to the metrics.
+func (s *Server) imageUsage(promptTokens int, imgs []*llm.GeneratedImage) imageUsage {
+	var u imageUsage
+	u.InputTokens = promptTokens
+	u.InputTokensDetails.TextTokens = promptTokens
+	for _, g := range imgs {
+		u.OutputTokens += len(g.IDs)
+	}
+	u.OutputTokensDetails.ImageTokens = u.OutputTokens
+	u.TotalTokens = u.InputTokens + u.OutputTokens
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(u.InputTokens))
+	s.metrics.tokens.WithLabelValues("image_output").Add(float64(u.OutputTokens))
+	return u
+}
+
+// imageEvent is the data of an image_generation.partial_image or .completed event.
+type imageEvent struct {
+	Type              string      `json:"type"`
+	B64JSON           string      `json:"b64_json"`
+	CreatedAt         int64       `json:"created_at"`
+	Size              string      `json:"size"`
+	Quality           string      `json:"quality"`
+	Background        string      `json:"background"`
+	OutputFormat      string      `json:"output_format"`
+	PartialImageIndex *int        `json:"partial_image_index,omitempty"`
+	Usage             *imageUsage `json:"usage,omitempty"`
+}
+
+// streamImage draws one image and sends partial_images renders of it on the way (the ids drawn
+// so far, the rest filled with id 0), evenly spaced, then the completed image.
+func (s *Server) streamImage(c *gin.Context, job *imageJob) {
+	out := newSSE(c)
+	created := time.Now().Unix()
+	event := func(typ string, img image.Image) (imageEvent, error) {
+		b64, err := encodeImage(img, job.format)
+		return imageEvent{Type: typ, B64JSON: b64, CreatedAt: created, Size: sizeOf(img), Quality: "auto",
+			Background: "opaque", OutputFormat: job.format}, err
+	}
+	sent := 0
+	opts := job.opts
+	opts.OnStep = func(step, total int, ids []int32) {
+		if sent >= job.partials || step < (sent+1)*total/(job.partials+1) {
+			return
+		}
+		img, err := s.e.RenderPartial(ids)
+		if err != nil {
+			return // a partial render is a courtesy; the completed image still comes
+		}
+		ev, err := event("image_generation.partial_image", img)
+		if err != nil {
+			return
+		}
+		ev.PartialImageIndex = ptr(sent)
+		out.send("image_generation.partial_image", ev)
+		sent++
+	}
+	g, promptTokens, err := s.e.GenerateImage(c.Request.Context(), job.prompt, opts)
+	if err == nil {
+		var ev imageEvent
+		if ev, err = event("image_generation.completed", g.Image); err == nil {
+			s.metrics.imageDecode.Observe(g.Decode.Seconds())
+			ev.Usage = ptr(s.imageUsage(promptTokens, []*llm.GeneratedImage{g}))
+			out.send("image_generation.completed", ev)
+			return
+		}
+	}
+	if c.Request.Context().Err() == nil {
+		out.send("error", gin.H{"type": "error", "error": toAPIError(err)})
+	}
+}
+
+func encodeImage(img image.Image, format string) (string, error) {
+	var buf bytes.Buffer
+	var err error
+	if format == "jpeg" {
+		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 95})
+	} else {
+		err = png.Encode(&buf, img)
+	}
+	if err != nil {
+		return "", fmt.Errorf("encode the image: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+func sizeOf(img image.Image) string {
+	b := img.Bounds()
+	return strconv.Itoa(b.Dx()) + "x" + strconv.Itoa(b.Dy())
 }

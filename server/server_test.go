@@ -253,6 +253,8 @@ func TestBadRequests(t *testing.T) {
 		{"body over the limit", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, 413, "", "over the limit"},
 		{"image n out of range", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","n":11}`, 400, "n", "not in [1, 8]"},
 		{"image without prompt", "/v1/images/generations", `{"model":"toklip-demo"}`, 400, "prompt", "required"},
+		{"streamed images, n 2", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","stream":true,"n":2}`, 400, "n", "draws one image"},
+		{"partial_images out of range", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","stream":true,"partial_images":4}`, 400, "partial_images", "[0, 3]"},
 		{"bad size", "/v1/images/generations", `{"model":"toklip-demo","prompt":"a red star","size":"big"}`, 400, "size", "WIDTHxHEIGHT"},
 		{"embedding without input", "/v1/embeddings", `{"model":"toklip-demo"}`, 400, "input", "required"},
 		{"embedding of token ids", "/v1/embeddings", `{"model":"toklip-demo","input":[1,2,3]}`, 400, "input", "token ids are not read"},
@@ -392,5 +394,44 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+}
+
+// A streamed generation sends the partial images asked for, in order, then the completed image.
+func TestImageStream(t *testing.T) {
+	c := client(start(t, server.Options{}))
+	const prompt = "a small purple triangle in the bottom left corner"
+	stream := c.Images.GenerateStreaming(context.Background(), openai.ImageGenerateParams{Prompt: prompt,
+		Model: modelfiles.DemoName, PartialImages: openai.Int(2)}, option.WithJSONSet("temperature", 0))
+	var partials []int64
+	var completed string
+	for stream.Next() {
+		ev := stream.Current()
+		switch ev.Type {
+		case "image_generation.partial_image":
+			partials = append(partials, ev.PartialImageIndex)
+		case "image_generation.completed":
+			completed = ev.B64JSON
+			if ev.Usage.OutputTokens != 64 || ev.Size != "64x64" {
+				t.Errorf("completed: usage %+v, size %q", ev.Usage, ev.Size)
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(partials) != 2 || partials[0] != 0 || partials[1] != 1 {
+		t.Errorf("partial images %v, want [0 1]", partials)
+	}
+	b, err := base64.StdEncoding.DecodeString(completed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := demo.Check(pic), demo.ReadAnswer(prompt); got != want {
+		t.Errorf("the checker finds %+v, the prompt asked for %+v", got, want)
 	}
 }
