@@ -48,6 +48,7 @@ type imageJob struct {
 	opts     llm.ImageOptions
 	n        int
 	format   string // png or jpeg
+	url      bool   // answer with URLs served from the image store, not base64
 	stream   bool
 	partials int // partial images streamed before the completed one
 }
@@ -78,7 +79,7 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 	switch r.ResponseFormat {
 	case "", "b64_json":
 	case "url":
-		return nil, withCode(invalid("response_format", "response_format url is not offered yet: use b64_json"), "unsupported_response_format")
+		j.url = true
 	default:
 		return nil, invalid("response_format", "response_format %q is not b64_json or url", r.ResponseFormat)
 	}
@@ -97,7 +98,10 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 		}
 		j.partials = *r.PartialImages
 	}
-	if j.stream = r.Stream; j.stream && j.n != 1 {
+	if j.stream = r.Stream; j.stream && j.url {
+		return nil, invalid("response_format", "a streamed generation sends its images as b64_json")
+	}
+	if j.stream && j.n != 1 {
 		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
 	j.opts.Guidance = 3
@@ -136,7 +140,8 @@ type imageResponse struct {
 }
 
 type imageData struct {
-	B64JSON string `json:"b64_json"`
+	B64JSON string `json:"b64_json,omitempty"`
+	URL     string `json:"url,omitempty"`
 }
 
 type imageUsage struct {
@@ -193,12 +198,17 @@ func (s *Server) generateImages(c *gin.Context) {
 	}
 	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format}
 	for _, g := range imgs {
-		b64, err := encodeImage(g.Image, job.format)
+		raw, err := encodeBytes(g.Image, job.format)
 		if err != nil {
 			abort(c, err)
 			return
 		}
-		resp.Data = append(resp.Data, imageData{B64JSON: b64})
+		if job.url {
+			id := s.images.put(raw, "image/"+job.format)
+			resp.Data = append(resp.Data, imageData{URL: baseURL(c) + "/images/" + id})
+		} else {
+			resp.Data = append(resp.Data, imageData{B64JSON: base64.StdEncoding.EncodeToString(raw)})
+		}
 		resp.Size = sizeOf(g.Image)
 		s.metrics.imageDecode.Observe(g.Decode.Seconds())
 	}
@@ -279,6 +289,11 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob) {
 }
 
 func encodeImage(img image.Image, format string) (string, error) {
+	b, err := encodeBytes(img, format)
+	return base64.StdEncoding.EncodeToString(b), err
+}
+
+func encodeBytes(img image.Image, format string) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
 	if format == "jpeg" {
@@ -287,12 +302,21 @@ func encodeImage(img image.Image, format string) (string, error) {
 		err = png.Encode(&buf, img)
 	}
 	if err != nil {
-		return "", fmt.Errorf("encode the image: %w", err)
+		return nil, fmt.Errorf("encode the image: %w", err)
 	}
-	return base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+	return buf.Bytes(), nil
 }
 
 func sizeOf(img image.Image) string {
 	b := img.Bounds()
 	return strconv.Itoa(b.Dx()) + "x" + strconv.Itoa(b.Dy())
+}
+
+// baseURL is how the client reached this server, for the URLs of drawn images.
+func baseURL(c *gin.Context) string {
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
 }

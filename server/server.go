@@ -34,6 +34,7 @@ type Server struct {
 	created int64
 	metrics *metrics
 	queue   *queue
+	images  *imageStore // drawn images served by URL
 }
 
 // New serves e under opts.Model.
@@ -54,7 +55,8 @@ func New(e *llm.Engine, opts Options) *Server {
 		opts.MaxQueue = 64
 	}
 	m := newMetrics()
-	return &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m)}
+	return &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
+		images: newImageStore(time.Hour, 256<<20)}
 }
 
 // Handler routes the API.
@@ -70,6 +72,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/metrics", s.metrics.handler())
+	r.GET("/images/:id", s.serveImage)
 	v1 := r.Group("/v1", s.authorize, s.limitBody)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)

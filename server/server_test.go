@@ -435,3 +435,30 @@ func TestImageStream(t *testing.T) {
 		t.Errorf("the checker finds %+v, the prompt asked for %+v", got, want)
 	}
 }
+
+// response_format url: the image is served by toklip under an unguessable URL, as a JPEG when
+// asked; an unknown id is a 404 error object.
+func TestImageURL(t *testing.T) {
+	base := start(t, server.Options{APIKey: "k"})
+	c := client(base, option.WithAPIKey("k"))
+	img, err := c.Images.Generate(context.Background(), openai.ImageGenerateParams{Prompt: "a large blue circle in the center",
+		Model: modelfiles.DemoName, ResponseFormat: openai.ImageGenerateParamsResponseFormatURL, OutputFormat: "jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Data) != 1 || !strings.HasPrefix(img.Data[0].URL, base+"/images/") || img.Data[0].B64JSON != "" {
+		t.Fatalf("data %+v", img.Data)
+	}
+	resp, err := http.Get(img.Data[0].URL) // no key: the URL is the permission
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" || len(b) < 100 || b[0] != 0xff || b[1] != 0xd8 {
+		t.Fatalf("GET the URL: %d %q, %d bytes", resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
+	}
+	if resp, _ := http.Get(base + "/images/0123"); resp == nil || resp.StatusCode != 404 {
+		t.Errorf("an unknown image: %+v", resp)
+	}
+}
