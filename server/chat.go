@@ -53,11 +53,11 @@ type chatJob struct {
 	usage bool // stream the usage chunk
 }
 
-func (s *Server) checkChat(r *chatRequest) (*chatJob, error) {
+func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error) {
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
-	msgs, _, err := s.messages(r.Messages)
+	msgs, _, err := s.messages(ctx, r.Messages)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	job, err := s.checkChat(&req)
+	job, err := s.checkChat(c.Request.Context(), &req)
 	if err != nil {
 		abort(c, err)
 		return

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -67,7 +68,7 @@ type chatMessage struct {
 }
 
 // messages turns the request's messages into the engine's, decoding data-URL images.
-func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
+func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message, int, error) {
 	if len(in) == 0 {
 		return nil, 0, invalid("messages", "messages must hold at least one message")
 	}
@@ -105,7 +106,7 @@ func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
 				if p.ImageURL == nil || p.ImageURL.URL == "" {
 					return nil, 0, invalid(param+".image_url.url", "%s: an image_url part needs image_url.url", param)
 				}
-				data, err := dataURL(p.ImageURL.URL)
+				data, err := s.imageBytes(ctx, p.ImageURL.URL)
 				if err != nil {
 					return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
 				}
@@ -129,15 +130,24 @@ func (s *Server) messages(in []chatMessage) ([]llm.Message, int, error) {
 	return out, images, nil
 }
 
-// dataURL decodes "data:image/...;base64,...". Fetching http(s) URLs is not offered: a server
-// that fetched whatever a client names could be turned against the network it sits in.
+// imageBytes reads an image_url: a data URL, or an http(s) URL when the server was started with
+// hosts to fetch from (off by default: a server that fetched whatever a client names could be
+// turned against the network it sits in).
+func (s *Server) imageBytes(ctx context.Context, u string) ([]byte, error) {
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return dataURL(u)
+	}
+	if s.fetch == nil {
+		return nil, fmt.Errorf("this server does not fetch image URLs (its operator can allow hosts with -image-host); send the image as a data URL (data:image/png;base64,...)")
+	}
+	return s.fetch.fetch(ctx, u)
+}
+
+// dataURL decodes "data:image/...;base64,...".
 func dataURL(u string) ([]byte, error) {
 	rest, ok := strings.CutPrefix(u, "data:")
 	if !ok {
-		if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") {
-			return nil, fmt.Errorf("this server does not fetch image URLs; send the image as a data URL (data:image/png;base64,...)")
-		}
-		return nil, fmt.Errorf("not a data URL (data:image/png;base64,...)")
+		return nil, fmt.Errorf("not a data URL (data:image/png;base64,...) or an http(s) URL")
 	}
 	meta, payload, ok := strings.Cut(rest, ",")
 	if !ok || !strings.HasSuffix(meta, ";base64") {

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/visiontok"
 )
 
 // Options are the server's limits and settings.
@@ -25,6 +26,11 @@ type Options struct {
 	MaxN         int    // choices or images per request; default 8
 	MaxRunning   int    // requests answered at once (the engine batches them); default 4
 	MaxQueue     int    // requests waiting beyond those; more get 429; default 64
+	// ImageHosts are the hosts image_url may name over http(s) ("*.example.com": its
+	// subdomains); none by default. Fetches get FetchTimeout (default 10 s) and TokLIP's byte
+	// limit, and never reach internal addresses.
+	ImageHosts   []string
+	FetchTimeout time.Duration
 }
 
 // Server serves one engine.
@@ -35,6 +41,7 @@ type Server struct {
 	metrics *metrics
 	queue   *queue
 	images  *imageStore // drawn images served by URL
+	fetch   *fetcher    // nil: image URLs are not fetched
 }
 
 // New serves e under opts.Model.
@@ -54,9 +61,20 @@ func New(e *llm.Engine, opts Options) *Server {
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 64
 	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 10 * time.Second
+	}
 	m := newMetrics()
-	return &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
+	s := &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
 		images: newImageStore(time.Hour, 256<<20)}
+	if len(opts.ImageHosts) > 0 {
+		limit := visiontok.DefaultLimits.MaxBytes
+		if v := e.Vision(); v != nil {
+			limit = v.Limits().MaxBytes
+		}
+		s.fetch = newFetcher(opts.ImageHosts, opts.FetchTimeout, limit)
+	}
+	return s
 }
 
 // Handler routes the API.

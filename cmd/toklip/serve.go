@@ -34,6 +34,8 @@ func runServe(args []string, stdout io.Writer) error {
 	maxBody := fs.Int64("max-body", 32<<20, "request body limit in bytes")
 	parallel := fs.Int("parallel", 4, "requests answered at once (their steps share batches)")
 	queue := fs.Int("queue", 64, "requests that may wait beyond those; more are answered 429")
+	var imageHosts multiFlag
+	fs.Var(&imageHosts, "image-host", "a host image_url may name over http(s), e.g. images.example.com or *.example.com (repeatable; none by default)")
 	drain := fs.Duration("drain", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	pos, err := parse(fs, args, -1)
 	if err != nil {
@@ -56,7 +58,7 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue}).Handler(),
+		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts}).Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
