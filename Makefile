@@ -45,9 +45,6 @@ test: $(TOKENIZER_FILES)
 bench: build
 	tools/bench/run.sh "$(BENCH_DIR)"
 
-# The main job. Until the OpenAI-style server lands, toklip's commands are the model-file tools;
-# `make run` prints the build's ggml report (ARGS="inspect FILE.gguf" and so on run others).
-ARGS ?= system
 # The main job: the OpenAI-style server on the embedded demo model, http://127.0.0.1:8750/v1
 # (ARGS="..." runs another command).
 ARGS ?= serve

@@ -49,3 +49,7 @@ echo
 # The unified engine at Qwen2.5-0.5B + TokLIP-S shapes: time to first token with one image, and
 # one guided 256-id image against 256 plain decode steps (extends the two benchmarks' files above).
 go run ./tools/bench/unified -dir "$work"
+echo
+
+# The OpenAI-style server under load: streaming clients on loopback, the embedded demo model.
+TOKLIP_CACHE="$work/cache" go run ./tools/bench/load -clients 8 -duration 30s
