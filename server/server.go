@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,7 +36,8 @@ type Options struct {
 
 // Server serves one engine.
 type Server struct {
-	e       *llm.Engine
+	e       *llm.Engine // set once, before ready
+	ready   atomic.Bool // false while the model loads: /health and /v1 answer 503
 	opts    Options
 	created int64
 	metrics *metrics
@@ -46,6 +48,14 @@ type Server struct {
 
 // New serves e under opts.Model.
 func New(e *llm.Engine, opts Options) *Server {
+	s := NewLoading(opts)
+	s.Ready(e)
+	return s
+}
+
+// NewLoading returns a server that answers 503 (with Retry-After) until Ready gives it its
+// engine, so that it can listen while a large model loads.
+func NewLoading(opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 32 << 20
 	}
@@ -65,16 +75,30 @@ func New(e *llm.Engine, opts Options) *Server {
 		opts.FetchTimeout = 10 * time.Second
 	}
 	m := newMetrics()
-	s := &Server{e: e, opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
+	return &Server{opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
 		images: newImageStore(time.Hour, 256<<20)}
-	if len(opts.ImageHosts) > 0 {
+}
+
+// Ready starts serving e. Call it once.
+func (s *Server) Ready(e *llm.Engine) {
+	s.e = e
+	if len(s.opts.ImageHosts) > 0 {
 		limit := visiontok.DefaultLimits.MaxBytes
 		if v := e.Vision(); v != nil {
 			limit = v.Limits().MaxBytes
 		}
-		s.fetch = newFetcher(opts.ImageHosts, opts.FetchTimeout, limit)
+		s.fetch = newFetcher(s.opts.ImageHosts, s.opts.FetchTimeout, limit)
 	}
-	return s
+	s.ready.Store(true) // publishes s.e and s.fetch to the handlers, which load ready first
+}
+
+// whenReady answers 503 while the model loads.
+func (s *Server) whenReady(c *gin.Context) {
+	if !s.ready.Load() {
+		c.Header("Retry-After", "5")
+		abort(c, withCode(&apiError{Status: http.StatusServiceUnavailable, Type: "server_error",
+			Message: "the model " + quote(s.opts.Model) + " is loading; retry shortly"}, "model_loading"))
+	}
 }
 
 // Handler routes the API.
@@ -88,10 +112,17 @@ func (s *Server) Handler() http.Handler {
 		abort(c, withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
 			Message: "no route " + c.Request.Method + " " + c.Request.URL.Path}, "unknown_url"))
 	})
-	r.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/health", func(c *gin.Context) {
+		if !s.ready.Load() {
+			c.Header("Retry-After", "5")
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	})
 	r.GET("/metrics", s.metrics.handler())
 	r.GET("/images/:id", s.serveImage)
-	v1 := r.Group("/v1", s.authorize, s.limitBody)
+	v1 := r.Group("/v1", s.authorize, s.whenReady, s.limitBody)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)
 	v1.POST("/chat/completions", s.queue.admit, s.chat)

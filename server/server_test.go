@@ -462,3 +462,44 @@ func TestImageURL(t *testing.T) {
 		t.Errorf("an unknown image: %+v", resp)
 	}
 }
+
+// While the model loads, /health and the API answer 503 with Retry-After (the API with OpenAI's
+// error object); once it is in, 200.
+func TestLoading(t *testing.T) {
+	s := server.NewLoading(server.Options{Model: modelfiles.DemoName})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s.Handler()}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	for _, path := range []string{"/health", "/v1/models"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s while loading: %d %s", path, resp.StatusCode, b)
+		}
+		if path != "/health" && !strings.Contains(string(b), `"code":"model_loading"`) {
+			t.Errorf("%s while loading: %s", path, b)
+		}
+	}
+	files, err := modelfiles.Demo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	s.Ready(e)
+	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("health when loaded: %v %v", resp, err)
+	}
+}

@@ -18,17 +18,22 @@ import (
 	"github.com/toklip/toklip/sampler"
 )
 
-// openModel opens a model by name (only the embedded demo model has a name until the model store
-// lands) or by its two files.
+// openModel opens a model by name or by its two files (see resolveModel).
 func openModel(name, lmPath, visionPath string) (*llm.Engine, error) {
-	if name != "" && name != modelfiles.DemoName {
-		return nil, fmt.Errorf("unknown model %q: the only named model is %s (give -lm and -vision for other files)", name, modelfiles.DemoName)
-	}
-	lmPath, visionPath, err := modelFiles(lmPath, visionPath)
+	lmPath, visionPath, err := resolveModel(name, lmPath, visionPath)
 	if err != nil {
 		return nil, err
 	}
 	return llm.Open(context.Background(), lmPath, visionPath, llm.EngineOptions{})
+}
+
+// resolveModel finds a model's files: by name (only the embedded demo model has a name until the
+// model store lands) or as given.
+func resolveModel(name, lmPath, visionPath string) (string, string, error) {
+	if name != "" && name != modelfiles.DemoName {
+		return "", "", fmt.Errorf("unknown model %q: the only named model is %s (give -lm and -vision for other files)", name, modelfiles.DemoName)
+	}
+	return modelFiles(lmPath, visionPath)
 }
 
 // runRun answers one message, with images attached, and prints the answer as it comes. Images the

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
 	"github.com/toklip/toklip/server"
 )
@@ -48,23 +49,29 @@ func runServe(args []string, stdout io.Writer) error {
 	if len(pos) == 1 {
 		name = pos[0]
 	}
-	e, err := openModel(name, *lmPath, *visionPath)
+	lm, vision, err := resolveModel(name, *lmPath, *visionPath) // a bad name is refused before listening
 	if err != nil {
 		return err
 	}
-	defer e.Close()
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           server.New(e, server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts}).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	// Listening first: /health says 503 (loading) until the model is in, then 200.
+	s := server.NewLoading(server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts})
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on http://%s/v1, loading %s\n", ln.Addr(), name)
+	e, err := llm.Open(ctx, lm, vision, llm.EngineOptions{})
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer e.Close()
+	s.Ready(e)
 	fmt.Fprintf(stdout, "serving %s on http://%s/v1\n", name, ln.Addr())
 	select {
 	case err := <-done:
