@@ -29,6 +29,9 @@ type Engine struct {
 	tmpl   Template
 	steps  *batcher
 	cache  *featureCache
+
+	piecesOnce sync.Once
+	pieces     [][]byte // every token's bytes, for JSON answers (tokenBytes)
 }
 
 // ErrNoVision is returned for image input or output on a model without a vision tokenizer.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/toklip/toklip/jsonmode"
 	"github.com/toklip/toklip/sampler"
 	"github.com/toklip/toklip/visiontok"
 )
@@ -188,6 +189,7 @@ type ChatOptions struct {
 	Sampler   sampler.Params // for text
 	Stop      []string       // the answer ends before the first of these
 	Images    bool           // the answer may contain images (the model opens one with its begin-image token)
+	JSON      bool           // the answer is one JSON object: only tokens that keep it valid JSON are sampled
 	Image     ImageOptions   // how those images are drawn
 	OnText    func(delta string)
 	OnImage   func(img *GeneratedImage)
@@ -229,7 +231,7 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	}
 	// An answer that may draw holds its unconditional sequence from the start: see AcquireWaitN.
 	it := e.lm.Config().Images
-	draws := opts.Images && it.Enabled() && e.vision != nil
+	draws := opts.Images && it.Enabled() && e.vision != nil && !opts.JSON
 	seqs, err := e.lm.AcquireWaitN(ctx, map[bool]int{false: 1, true: 2}[draws])
 	if err != nil {
 		return nil, err
@@ -252,6 +254,11 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	text := newStopper(opts.Stop, opts.OnText)
 	dec := e.tok.NewStreamDecoder(true)
 	var history []int32
+	var js jsonmode.State
+	var pieces [][]byte
+	if opts.JSON {
+		js, pieces = jsonmode.NewObject().Compact(), e.tokenBytes()
+	}
 	flush := func() {
 		if t := text.flush(); t != "" {
 			ans.Parts = append(ans.Parts, AnswerPart{Text: t})
@@ -267,6 +274,9 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 			}
 			l[it.End] = float32(math.Inf(-1))
 		}
+		if opts.JSON {
+			constrainJSON(l, js, pieces, stops)
+		}
 		tok, err := s.Sample(l, history)
 		if err != nil {
 			return nil, err
@@ -274,6 +284,9 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		if slices.Contains(stops, tok) {
 			ans.FinishReason = "stop"
 			break
+		}
+		if opts.JSON {
+			js.Feed(pieces[tok]) // allowed by constrainJSON: cannot fail
 		}
 		history = append(history, tok)
 		ans.CompletionTokens++
@@ -310,6 +323,37 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	text.add(dec.Flush())
 	flush()
 	return ans, nil
+}
+
+// constrainJSON leaves only the tokens after which the answer is still a prefix of one JSON
+// object: while it is incomplete, text tokens that continue it validly (never one that adds no
+// text, which could repeat forever); once complete, only the stop tokens.
+func constrainJSON(l []float32, js jsonmode.State, pieces [][]byte, stops []int32) {
+	complete := js.Complete()
+	for id := range l {
+		ok := false
+		switch {
+		case slices.Contains(stops, int32(id)):
+			ok = complete
+		case !complete && id < len(pieces) && len(pieces[id]) > 0:
+			next := js
+			ok = next.Feed(pieces[id])
+		}
+		if !ok {
+			l[id] = float32(math.Inf(-1))
+		}
+	}
+}
+
+// tokenBytes is every token's text as bytes, made once per engine (for JSON answers).
+func (e *Engine) tokenBytes() [][]byte {
+	e.piecesOnce.Do(func() {
+		e.pieces = make([][]byte, e.tok.VocabSize())
+		for id := range e.pieces {
+			e.pieces[id] = e.tok.TokenBytes(int32(id))
+		}
+	})
+	return e.pieces
 }
 
 // stopTokens are the tokens that end an answer: the tokenizer's EOS and the templates' turn ends.

@@ -86,8 +86,14 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	if j.opts.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, cfg.Vocab); err != nil {
 		return nil, err
 	}
-	if f := r.ResponseFormat; f != nil && f.Type != "" && f.Type != "text" {
-		return nil, withCode(invalid("response_format", "response_format %q is not supported yet (only text)", f.Type), "unsupported_response_format")
+	if f := r.ResponseFormat; f != nil {
+		switch f.Type {
+		case "", "text":
+		case "json_object":
+			j.opts.JSON = true
+		default:
+			return nil, withCode(invalid("response_format", "response_format %q is not supported (text, json_object)", f.Type), "unsupported_response_format")
+		}
 	}
 	for _, m := range r.Modalities {
 		switch m {

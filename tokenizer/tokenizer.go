@@ -224,6 +224,12 @@ func (t *Tokenizer) Decode(ids []int32, skipSpecial bool) string {
 	return toValidUTF8(b)
 }
 
+// TokenBytes is what token id adds to a decoded text that it continues: its raw bytes, which may
+// be part of a UTF-8 character; none for control tokens.
+func (t *Tokenizer) TokenBytes(id int32) []byte {
+	return t.appendPiece(nil, id, true, false)
+}
+
 // appendPiece appends the bytes of one token; first says nothing has been decoded before it (a
 // SentencePiece decoder drops the leading space that encoding added).
 func (t *Tokenizer) appendPiece(dst []byte, id int32, skipSpecial, first bool) []byte {
