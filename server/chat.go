@@ -57,11 +57,8 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
-	msgs, _, err := s.messages(ctx, r.Messages)
-	if err != nil {
-		return nil, err
-	}
-	j := &chatJob{msgs: msgs, n: 1}
+	j := &chatJob{n: 1}
+	var err error
 	if r.N != nil {
 		if *r.N < 1 || *r.N > s.opts.MaxN {
 			return nil, invalid("n", "n %d is not in [1, %d]", *r.N, s.opts.MaxN)
@@ -116,6 +113,10 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	}
 	j.opts.Image.Sampler.Seed = j.opts.Sampler.Seed
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
+	// Last: the images are encoded here, the costly part, only for a request that is otherwise fine.
+	if j.msgs, _, err = s.messages(ctx, r.Messages); err != nil {
+		return nil, err
+	}
 	return j, nil
 }
 
