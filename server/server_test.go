@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -41,6 +42,12 @@ func TestMain(m *testing.M) {
 
 // start serves the embedded demo model on a random loopback port and returns its base URL.
 func start(t *testing.T, opts server.Options) string {
+	base, _, _ := serve(t, opts)
+	return base
+}
+
+// serve is start, also returning the engine and the HTTP server.
+func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server) {
 	t.Helper()
 	files, err := modelfiles.Demo()
 	if err != nil {
@@ -61,7 +68,7 @@ func start(t *testing.T, opts server.Options) string {
 		srv.Close()
 		e.Close()
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), e, srv
 }
 
 func client(base string, opts ...option.RequestOption) openai.Client {
@@ -546,4 +553,68 @@ func prefixOfJSON(s string) bool {
 		}
 	}
 	return false
+}
+
+// waitMetric polls /metrics until it holds line, or fails the test after 10 s.
+func waitMetric(t *testing.T, base, line string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		resp, err := http.Get(base + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), line+"\n") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics never showed %q", line)
+		}
+	}
+}
+
+// A client that leaves stops its work: 8 images of 64 guided ids would take over 512 step calls;
+// cancelled after the first, the engine stops within a few. Shutdown lets a request in flight
+// finish and answer.
+func TestDisconnectAndShutdown(t *testing.T) {
+	base, e, srv := serve(t, server.Options{})
+	c := client(base)
+	params := openai.ImageGenerateParams{Prompt: "a small red star in the center", Model: modelfiles.DemoName, N: openai.Int(8)}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Images.Generate(ctx, params); done <- err }()
+	for e.BatchStats().Calls == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled request: %v", err)
+	}
+	waitMetric(t, base, "toklip_requests_running 0")
+	if calls := e.BatchStats().Calls; calls >= 8*64 {
+		t.Errorf("%d step calls: the work went on after the client left", calls)
+	}
+
+	params.N = openai.Int(4)
+	type answer struct {
+		n   int
+		err error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		img, err := c.Images.Generate(context.Background(), params)
+		if err != nil {
+			got <- answer{0, err}
+			return
+		}
+		got <- answer{len(img.Data), nil}
+	}()
+	waitMetric(t, base, "toklip_requests_running 1")
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-got; a.err != nil || a.n != 4 {
+		t.Errorf("the request in flight at shutdown: %d images, %v", a.n, a.err)
+	}
 }
