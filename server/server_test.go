@@ -49,6 +49,21 @@ func start(t *testing.T, opts server.Options) string {
 // serve is start, also returning the engine and the HTTP server.
 func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server) {
 	t.Helper()
+	e := openDemo(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Model = modelfiles.DemoName
+	srv := &http.Server{Handler: server.New(e, opts).Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String(), e, srv
+}
+
+// openDemo opens the embedded demo model, closed when the test ends.
+func openDemo(t *testing.T) *llm.Engine {
+	t.Helper()
 	files, err := modelfiles.Demo()
 	if err != nil {
 		t.Fatal(err)
@@ -57,18 +72,8 @@ func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Model = modelfiles.DemoName
-	srv := &http.Server{Handler: server.New(e, opts).Handler()}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		e.Close()
-	})
-	return "http://" + ln.Addr().String(), e, srv
+	t.Cleanup(e.Close)
+	return e
 }
 
 func client(base string, opts ...option.RequestOption) openai.Client {
@@ -497,16 +502,7 @@ func TestLoading(t *testing.T) {
 			t.Errorf("%s while loading: %s", path, b)
 		}
 	}
-	files, err := modelfiles.Demo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	s.Ready(e)
+	s.Ready(openDemo(t))
 	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("health when loaded: %v %v", resp, err)
 	}

@@ -47,15 +47,7 @@ func runRun(args []string, stdout io.Writer) error {
 	temperature := fs.Float64("temperature", 0, "sampling temperature of the text (0: greedy)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	draw := fs.Bool("draw", false, "let the answer contain images")
-	pos, err := parse(fs, args, -1)
-	if err != nil {
-		return err
-	}
-	name, msg, err := modelAndText(pos)
-	if err != nil {
-		return err
-	}
-	e, err := openModel(name, *lmPath, *visionPath)
+	e, msg, err := openWithText(fs, args, lmPath, visionPath)
 	if err != nil {
 		return err
 	}
@@ -108,15 +100,7 @@ func runGenerate(args []string, stdout io.Writer) error {
 	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
-	pos, err := parse(fs, args, -1)
-	if err != nil {
-		return err
-	}
-	name, prompt, err := modelAndText(pos)
-	if err != nil {
-		return err
-	}
-	e, err := openModel(name, *lmPath, *visionPath)
+	e, prompt, err := openWithText(fs, args, lmPath, visionPath)
 	if err != nil {
 		return err
 	}
@@ -164,15 +148,24 @@ func runScene(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// modelAndText splits the positional arguments [MODEL] TEXT.
-func modelAndText(pos []string) (string, string, error) {
+// openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
+// model (the -lm and -vision flags instead of a name).
+func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*llm.Engine, string, error) {
+	pos, err := parse(fs, args, -1)
+	if err != nil {
+		return nil, "", err
+	}
+	var name, text string
 	switch len(pos) {
 	case 1:
-		return "", pos[0], nil
+		text = pos[0]
 	case 2:
-		return pos[0], pos[1], nil
+		name, text = pos[0], pos[1]
+	default:
+		return nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 	}
-	return "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+	e, err := openModel(name, *lmPath, *visionPath)
+	return e, text, err
 }
 
 func writePNG(path string, img image.Image) error {
