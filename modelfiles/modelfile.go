@@ -1,0 +1,221 @@
+package modelfiles
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Modelfile is a parsed Modelfile: ollama's syntax (FROM, PARAMETER, TEMPLATE, SYSTEM, LICENSE,
+// MESSAGE, # comments, """ multi-line strings) plus VISION, the TokLIP file of a model that reads
+// or draws images.
+type Modelfile struct {
+	From       string    // the LLM's GGUF file (or a model name)
+	Vision     string    // the TokLIP GGUF file; "" for a text-only model
+	Parameters []Param   // in file order; a name may repeat (stop)
+	Template   string    // a chat template, if the file overrides the model's
+	System     string    // the default system message
+	License    []string  // each LICENSE's text
+	Messages   []Message // a conversation to start from
+}
+
+// Param is one PARAMETER line.
+type Param struct {
+	Name, Value string
+}
+
+// Message is one MESSAGE line.
+type Message struct {
+	Role, Content string
+}
+
+// paramKinds are the parameters a Modelfile may set, with the kind of their value: the sampler's
+// (as ollama's), the context, and the image ones.
+var paramKinds = map[string]string{
+	"temperature": "float", "top_k": "int", "top_p": "float", "min_p": "float", "seed": "int",
+	"repeat_penalty": "float", "repeat_last_n": "int", "presence_penalty": "float",
+	"frequency_penalty": "float", "num_predict": "int", "num_ctx": "int", "stop": "string",
+	"guidance_scale": "float", "image_temperature": "float", "image_top_k": "int", "image_size": "int",
+}
+
+// ParseError is a Modelfile error at a line.
+type ParseError struct {
+	Line int
+	Msg  string
+}
+
+func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Parse reads a Modelfile. Every error names its line and says what is wrong.
+func Parse(r io.Reader) (*Modelfile, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	mf := &Modelfile{}
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		verb, rest, _ := strings.Cut(text, " ")
+		verb = strings.ToUpper(verb)
+		start := line
+		value, err := readValue(strings.TrimSpace(rest), sc, &line)
+		if err != nil {
+			return nil, &ParseError{start, err.Error()}
+		}
+		fail := func(format string, args ...any) error {
+			return &ParseError{start, fmt.Sprintf(format, args...)}
+		}
+		switch verb {
+		case "FROM", "VISION":
+			if value == "" {
+				return nil, fail("%s needs a file (a GGUF path)", verb)
+			}
+			field := map[string]*string{"FROM": &mf.From, "VISION": &mf.Vision}[verb]
+			if *field != "" {
+				return nil, fail("a second %s: a model has one %s file", verb, strings.ToLower(verb))
+			}
+			*field = value
+		case "PARAMETER":
+			name, v, ok := strings.Cut(value, " ")
+			v = unquote(strings.TrimSpace(v))
+			if !ok || v == "" {
+				return nil, fail("PARAMETER needs a name and a value, as in PARAMETER temperature 0.7")
+			}
+			kind, known := paramKinds[name]
+			if !known {
+				return nil, fail("unknown parameter %q (known: %s)", name, strings.Join(sortedKeys(paramKinds), ", "))
+			}
+			if err := checkKind(kind, v); err != nil {
+				return nil, fail("parameter %s: %v", name, err)
+			}
+			mf.Parameters = append(mf.Parameters, Param{name, v})
+		case "TEMPLATE":
+			mf.Template = value
+		case "SYSTEM":
+			mf.System = value
+		case "LICENSE":
+			mf.License = append(mf.License, value)
+		case "MESSAGE":
+			role, content, ok := strings.Cut(value, " ")
+			if !ok || !slices.Contains([]string{"system", "user", "assistant"}, role) {
+				return nil, fail("MESSAGE needs a role (system, user or assistant) and a text")
+			}
+			mf.Messages = append(mf.Messages, Message{role, unquote(strings.TrimSpace(content))})
+		default:
+			return nil, fail("unknown instruction %q (FROM, VISION, PARAMETER, TEMPLATE, SYSTEM, LICENSE, MESSAGE)", verb)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	if mf.From == "" {
+		return nil, &ParseError{max(line, 1), "no FROM: a Modelfile names its model file with FROM"}
+	}
+	return mf, nil
+}
+
+// readValue is the rest of an instruction: one line, or a """ string that may span lines.
+func readValue(rest string, sc *bufio.Scanner, line *int) (string, error) {
+	if !strings.HasPrefix(rest, `"""`) {
+		return unquote(rest), nil
+	}
+	body := rest[3:]
+	if end := strings.Index(body, `"""`); end >= 0 {
+		if strings.TrimSpace(body[end+3:]) != "" {
+			return "", fmt.Errorf(`text after the closing """`)
+		}
+		return body[:end], nil
+	}
+	var b strings.Builder
+	b.WriteString(body)
+	start := *line
+	for sc.Scan() {
+		*line++
+		b.WriteString("\n")
+		l := sc.Text()
+		if end := strings.Index(l, `"""`); end >= 0 {
+			if strings.TrimSpace(l[end+3:]) != "" {
+				return "", fmt.Errorf(`text after the closing """ on line %d`, *line)
+			}
+			b.WriteString(l[:end])
+			return strings.TrimPrefix(b.String(), "\n"), nil
+		}
+		b.WriteString(l)
+	}
+	return "", fmt.Errorf(`the """ opened here is never closed (from line %d to the end)`, start)
+}
+
+// unquote removes one pair of double quotes around a value.
+func unquote(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		if u, err := strconv.Unquote(s); err == nil {
+			return u
+		}
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func checkKind(kind, v string) error {
+	switch kind {
+	case "int":
+		if _, err := strconv.Atoi(v); err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+	case "float":
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// String writes the Modelfile back in its own syntax (for `toklip show --modelfile`).
+func (mf *Modelfile) String() string {
+	var b strings.Builder
+	quote := func(s string) string {
+		if strings.Contains(s, "\n") || strings.Contains(s, `"`) {
+			return `"""` + s + `"""`
+		}
+		return s
+	}
+	fmt.Fprintf(&b, "FROM %s\n", mf.From)
+	if mf.Vision != "" {
+		fmt.Fprintf(&b, "VISION %s\n", mf.Vision)
+	}
+	for _, p := range mf.Parameters {
+		v := p.Value
+		if strings.ContainsAny(v, " \t\"") {
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, "PARAMETER %s %s\n", p.Name, v)
+	}
+	if mf.Template != "" {
+		fmt.Fprintf(&b, "TEMPLATE %s\n", quote(mf.Template))
+	}
+	if mf.System != "" {
+		fmt.Fprintf(&b, "SYSTEM %s\n", quote(mf.System))
+	}
+	for _, l := range mf.License {
+		fmt.Fprintf(&b, "LICENSE %s\n", quote(l))
+	}
+	for _, m := range mf.Messages {
+		fmt.Fprintf(&b, "MESSAGE %s %s\n", m.Role, quote(m.Content))
+	}
+	return b.String()
+}
