@@ -1,0 +1,120 @@
+package modelfiles
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func demoModelfileFor(t *testing.T) (*Modelfile, string) {
+	t.Helper()
+	dir, err := filepath.Abs("toklip-demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := Parse(strings.NewReader("FROM lm.gguf\nVISION vision.gguf\nPARAMETER temperature 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mf, dir
+}
+
+func TestStoreCycle(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	mf, dir := demoModelfileFor(t)
+	var last, total int64
+	if err := s.Create("scenes:v1", mf, dir, func(d, n int64) { last, total = d, n }); err != nil {
+		t.Fatal(err)
+	}
+	if last != total || total < 20<<20 {
+		t.Errorf("progress ended at %d of %d", last, total)
+	}
+	m, files, err := s.Get("scenes:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, "vision.gguf"))
+	if got, _ := os.ReadFile(files.Vision); string(got) != string(want) || !strings.Contains(m.Modelfile, "PARAMETER temperature 0") {
+		t.Errorf("stored: %+v", m)
+	}
+	if err := s.Copy("scenes:v1", "scenes"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 3 || list[0].Name != DemoName || list[1].Name != "scenes" || list[2].Name != "scenes:v1" {
+		t.Fatalf("list: %+v, %v", list, err)
+	}
+	if err := s.Remove(DemoName); err == nil {
+		t.Error("the embedded model was removed")
+	}
+	if err := s.Remove("scenes:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get("scenes"); err != nil {
+		t.Fatalf("the copy lost its blobs with the original: %v", err)
+	}
+	if err := s.Remove("scenes"); err != nil {
+		t.Fatal(err)
+	}
+	if blobs, _ := os.ReadDir(filepath.Join(s.Root, "blobs")); len(blobs) != 0 {
+		t.Errorf("%d blobs left after removing every model", len(blobs))
+	}
+	if _, _, err := s.Get("scenes"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a removed model: %v", err)
+	}
+	for _, bad := range []string{"", "-x", "a/b", "../up", DemoName} {
+		if err := s.Create(bad, mf, dir, nil); err == nil {
+			t.Errorf("created a model named %q", bad)
+		}
+	}
+}
+
+// A blob whose content no longer matches its digest is refused; a crash's leftover temporary file
+// is not a model.
+func TestStoreRefusesDamage(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	mf, dir := demoModelfileFor(t)
+	if err := s.Create("m", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, files, _ := s.Get("m")
+	os.WriteFile(filepath.Join(s.Root, "blobs", ".blob-123.tmp"), []byte("half a copy"), 0o644)
+	os.WriteFile(filepath.Join(s.Root, "manifests", ".m.json.tmp1"), []byte(`{"name":"half`), 0o644)
+	if list, _ := s.List(); len(list) != 2 {
+		t.Errorf("leftovers listed: %+v", list)
+	}
+	b, _ := os.ReadFile(files.LM)
+	b[len(b)-1] ^= 1
+	os.WriteFile(files.LM, b, 0o644)
+	if _, _, err := s.Get("m"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a damaged blob: %v", err)
+	}
+}
+
+// Creates at once, of the same files under the same and other names, all end with whole models.
+func TestStoreConcurrentCreates(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	mf, dir := demoModelfileFor(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i, name := range []string{"a", "a", "b", "c"} {
+		wg.Go(func() { errs[i] = s.Create(name, mf, dir, nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if _, _, err := s.Get(name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if blobs, _ := os.ReadDir(filepath.Join(s.Root, "blobs")); len(blobs) != 2 {
+		t.Errorf("%d blobs, want the 2 files once each", len(blobs))
+	}
+}
