@@ -19,8 +19,18 @@ const DemoName = "toklip-demo"
 // The demo model's two files, as tools/demo/train.py trains them and `make demo-model` converts
 // them: the vocabulary-extended Qwen2 with its projector, and TokLIP.
 //
-//go:embed toklip-demo/lm.gguf toklip-demo/vision.gguf
+//go:embed toklip-demo/lm.gguf toklip-demo/vision.gguf toklip-demo/Modelfile
 var demoFS embed.FS
+
+// DemoModelfile is the embedded model's Modelfile.
+func DemoModelfile() (*Modelfile, error) {
+	f, err := demoFS.Open("toklip-demo/Modelfile")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Parse(f)
+}
 
 // Files are the paths of a model's GGUF files.
 type Files struct {

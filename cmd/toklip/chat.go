@@ -27,11 +27,15 @@ func openModel(name, lmPath, visionPath string) (*llm.Engine, error) {
 	return llm.Open(context.Background(), lmPath, visionPath, llm.EngineOptions{})
 }
 
-// resolveModel finds a model's files: by name (only the embedded demo model has a name until the
-// model store lands) or as given.
+// resolveModel finds a model's files: by name (the embedded demo model, or one in the store) or
+// as given by -lm and -vision.
 func resolveModel(name, lmPath, visionPath string) (string, string, error) {
 	if name != "" && name != modelfiles.DemoName {
-		return "", "", fmt.Errorf("unknown model %q: the only named model is %s (give -lm and -vision for other files)", name, modelfiles.DemoName)
+		if lmPath != "" || visionPath != "" {
+			return "", "", fmt.Errorf("%w: give a model name or -lm and -vision, not both", errUsage)
+		}
+		f, err := storedModel(name)
+		return f.LM, f.Vision, err
 	}
 	return modelFiles(lmPath, visionPath)
 }

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -118,6 +119,7 @@ func TestDemoModelOutOfTheBox(t *testing.T) {
 		t.Skip("runs the demo model")
 	}
 	t.Setenv("TOKLIP_CACHE", t.TempDir())
+	t.Setenv("TOKLIP_MODELS", t.TempDir())
 	t.Chdir(t.TempDir())
 
 	const caption = "a large red star in the center"
@@ -176,6 +178,7 @@ func checkDrawing(t *testing.T, path, caption string) {
 // serve says plainly when its port is taken, and refuses an unknown model before listening.
 func TestServeErrors(t *testing.T) {
 	t.Setenv("TOKLIP_CACHE", t.TempDir())
+	t.Setenv("TOKLIP_MODELS", t.TempDir())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -187,5 +190,75 @@ func TestServeErrors(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("serve", "nope"); code != 1 || !strings.Contains(errOut, `unknown model "nope"`) {
 		t.Errorf("serve an unknown model: exit %d, %q", code, errOut)
+	}
+}
+
+// The store's whole cycle through the real binary: create from a Modelfile (with its progress
+// bar), list, show, run by name, cp, rm; the embedded model cannot be removed.
+func TestStoreCycleThroughTheBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "toklip")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	env := append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	toklip := func(args ...string) (int, string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Dir = env, dir
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, out.String(), errOut.String()
+	}
+	for _, name := range []string{"lm.gguf", "vision.gguf"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "modelfiles", "toklip-demo", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "weights-"+name), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "Modelfile"), []byte("FROM weights-lm.gguf\nVISION weights-vision.gguf\nPARAMETER temperature 0\n"), 0o644)
+
+	if code, out, errOut := toklip("create", "scenes", "-f", "Modelfile"); code != 0 || out != "created scenes\n" || !strings.Contains(errOut, "100%") {
+		t.Fatalf("create: exit %d, %q %q", code, out, errOut)
+	}
+	if code, out, _ := toklip("list"); code != 0 || !strings.Contains(out, "toklip-demo") || !strings.Contains(out, "scenes") {
+		t.Fatalf("list: exit %d, %q", code, out)
+	}
+	if code, out, _ := toklip("show", "scenes", "-modelfile"); code != 0 || !strings.Contains(out, "VISION sha256:") || !strings.Contains(out, "PARAMETER temperature 0") {
+		t.Fatalf("show: exit %d, %q", code, out)
+	}
+	toklip("scene", "a large red star in the center", "-o", "scene.png")
+	if code, out, errOut := toklip("run", "scenes", "-image", "scene.png", "Describe the image."); code != 0 ||
+		demo.ReadAnswer(out) != demo.ReadAnswer("a large red star in the center") {
+		t.Fatalf("run by name: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, errOut := toklip("cp", "scenes", "scenes:copy"); code != 0 {
+		t.Fatalf("cp: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := toklip("rm", "scenes", "scenes:copy"); code != 0 {
+		t.Fatalf("rm: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := toklip("run", "scenes", "hello"); code != 1 || !strings.Contains(errOut, `unknown model "scenes"`) {
+		t.Errorf("run a removed model: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := toklip("rm", "toklip-demo"); code != 1 || !strings.Contains(errOut, "cannot be removed") {
+		t.Errorf("rm the embedded model: exit %d, %q", code, errOut)
+	}
+	if code, out, _ := toklip("show", "toklip-demo", "-modelfile"); code != 0 || !strings.Contains(out, "VISION vision.gguf") {
+		t.Errorf("show the embedded model: exit %d, %q", code, out)
+	}
+	os.WriteFile(filepath.Join(dir, "Bad"), []byte("FROM x.gguf\nPARAMETER warmth 1\n"), 0o644)
+	if code, _, errOut := toklip("create", "bad", "-f", "Bad"); code != 1 || !strings.Contains(errOut, `Bad: line 2: unknown parameter "warmth"`) {
+		t.Errorf("create from a bad Modelfile: exit %d, %q", code, errOut)
 	}
 }
