@@ -219,3 +219,25 @@ func (mf *Modelfile) String() string {
 	}
 	return b.String()
 }
+
+// Float is the value of the last PARAMETER name, as a number (checked when parsed).
+func (mf *Modelfile) Float(name string) (float64, bool) {
+	for i := len(mf.Parameters) - 1; i >= 0; i-- {
+		if p := mf.Parameters[i]; p.Name == name {
+			v, err := strconv.ParseFloat(p.Value, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+// Strings are the values of every PARAMETER name (stop may repeat).
+func (mf *Modelfile) Strings(name string) []string {
+	var out []string
+	for _, p := range mf.Parameters {
+		if p.Name == name {
+			out = append(out, p.Value)
+		}
+	}
+	return out
+}

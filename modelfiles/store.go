@@ -251,6 +251,15 @@ func verify(path, digest string) error {
 	return nil
 }
 
+// Parsed is m's stored Modelfile, parsed.
+func (m Manifest) Parsed() (*Modelfile, error) {
+	mf, err := Parse(strings.NewReader(m.Modelfile))
+	if err != nil {
+		return nil, fmt.Errorf("the stored Modelfile of %q: %w", m.Name, err)
+	}
+	return mf, nil
+}
+
 // List returns the stored models by name, the embedded demo model first.
 func (s *Store) List() ([]Manifest, error) {
 	out := []Manifest{{Name: DemoName, Size: demoSize()}}

@@ -83,6 +83,20 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	if j.opts.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, cfg.Vocab); err != nil {
 		return nil, err
 	}
+	if d := s.opts.Defaults; d != nil { // what OpenAI's request cannot say
+		if v, ok := d.Float("top_k"); ok {
+			j.opts.Sampler.TopK = int(v)
+		}
+		if v, ok := d.Float("min_p"); ok {
+			j.opts.Sampler.MinP = float32(v)
+		}
+		if v, ok := d.Float("repeat_penalty"); ok {
+			j.opts.Sampler.RepeatPenalty = float32(v)
+		}
+		if v, ok := d.Float("repeat_last_n"); ok {
+			j.opts.Sampler.RepeatLastN = int(v)
+		}
+	}
 	if f := r.ResponseFormat; f != nil {
 		switch f.Type {
 		case "", "text":
@@ -126,6 +140,7 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	s.chatDefaults(&req)
 	job, err := s.checkChat(c.Request.Context(), &req)
 	if err != nil {
 		abort(c, err)

@@ -167,6 +167,7 @@ func (s *Server) generateImages(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	s.imageDefaults(&req)
 	job, err := s.checkImages(&req)
 	if err != nil {
 		abort(c, err)

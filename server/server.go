@@ -15,12 +15,16 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/modelfiles"
 	"github.com/toklip/toklip/visiontok"
 )
 
 // Options are the server's limits and settings.
 type Options struct {
-	Model        string // the name clients use for the loaded model
+	Model string // the name clients use for the loaded model
+	// Defaults is the model's Modelfile: its parameters, SYSTEM and MESSAGEs fill what a request
+	// leaves out (nil: OpenAI's defaults).
+	Defaults     *modelfiles.Modelfile
 	APIKey       string // if set, every /v1 request must carry "Authorization: Bearer <key>"
 	MaxBodyBytes int64  // request body limit; default 32 MiB
 	MaxImages    int    // images per request; default 8

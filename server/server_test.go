@@ -614,3 +614,28 @@ func TestDisconnectAndShutdown(t *testing.T) {
 		t.Errorf("the request in flight at shutdown: %d images, %v", a.n, a.err)
 	}
 }
+
+// The Modelfile's parameters fill what a request leaves out, and only that.
+func TestModelfileDefaults(t *testing.T) {
+	mf, err := modelfiles.Parse(strings.NewReader("FROM x.gguf\nPARAMETER temperature 0\nPARAMETER num_predict 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(start(t, server.Options{Defaults: mf}))
+	params := describeParams(t, demo.Scenes(demo.HeldOut, 1, 4)[0])
+	resp, err := c.Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Usage.CompletionTokens != 3 || resp.Choices[0].FinishReason != "length" {
+		t.Errorf("num_predict 3: %d tokens, finish %q", resp.Usage.CompletionTokens, resp.Choices[0].FinishReason)
+	}
+	params.MaxTokens = openai.Int(32)
+	resp, err = c.Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Choices[0].FinishReason != "stop" {
+		t.Errorf("the request's max_tokens did not override num_predict: %+v", resp.Usage)
+	}
+}

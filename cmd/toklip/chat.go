@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/toklip/toklip/demo"
@@ -18,26 +19,51 @@ import (
 	"github.com/toklip/toklip/sampler"
 )
 
-// openModel opens a model by name or by its two files (see resolveModel).
-func openModel(name, lmPath, visionPath string) (*llm.Engine, error) {
-	lmPath, visionPath, err := resolveModel(name, lmPath, visionPath)
+// openModel opens a model by name or by its two files (see resolveModel), and returns its
+// Modelfile's defaults (nil for files given by path).
+func openModel(name, lmPath, visionPath string) (*llm.Engine, *modelfiles.Modelfile, error) {
+	files, mf, err := resolveModel(name, lmPath, visionPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return llm.Open(context.Background(), lmPath, visionPath, llm.EngineOptions{})
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
+	return e, mf, err
 }
 
-// resolveModel finds a model's files: by name (the embedded demo model, or one in the store) or
-// as given by -lm and -vision.
-func resolveModel(name, lmPath, visionPath string) (string, string, error) {
+// resolveModel finds a model's files and Modelfile: by name (the embedded demo model, or one in
+// the store) or as given by -lm and -vision (no Modelfile).
+func resolveModel(name, lmPath, visionPath string) (modelfiles.Files, *modelfiles.Modelfile, error) {
 	if name != "" && name != modelfiles.DemoName {
 		if lmPath != "" || visionPath != "" {
-			return "", "", fmt.Errorf("%w: give a model name or -lm and -vision, not both", errUsage)
+			return modelfiles.Files{}, nil, fmt.Errorf("%w: give a model name or -lm and -vision, not both", errUsage)
 		}
-		f, err := storedModel(name)
-		return f.LM, f.Vision, err
+		return storedModel(name)
 	}
-	return modelFiles(lmPath, visionPath)
+	if lmPath != "" || visionPath != "" {
+		lm, vision, err := modelFiles(lmPath, visionPath)
+		return modelfiles.Files{LM: lm, Vision: vision}, nil, err
+	}
+	f, err := modelfiles.Demo()
+	if err != nil {
+		return f, nil, err
+	}
+	mf, err := modelfiles.DemoModelfile()
+	return f, mf, err
+}
+
+// applyDefaults sets each flag the user did not give from the model's PARAMETER of the same
+// meaning (flag name -> parameter name).
+func applyDefaults(fs *flag.FlagSet, mf *modelfiles.Modelfile, names map[string]string) {
+	if mf == nil {
+		return
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for flagName, param := range names {
+		if v, ok := mf.Float(param); ok && !given[flagName] {
+			fs.Set(flagName, strconv.FormatFloat(v, 'g', -1, 64))
+		}
+	}
 }
 
 // runRun answers one message, with images attached, and prints the answer as it comes. Images the
@@ -168,8 +194,15 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (
 	default:
 		return nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 	}
-	e, err := openModel(name, *lmPath, *visionPath)
+	e, mf, err := openModel(name, *lmPath, *visionPath)
+	applyDefaults(fs, mf, defaultsFor[fs.Name()])
 	return e, text, err
+}
+
+// defaultsFor are, per command, its flags that a Modelfile PARAMETER sets when not given.
+var defaultsFor = map[string]map[string]string{
+	"run":      {"temperature": "temperature", "seed": "seed"},
+	"generate": {"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"},
 }
 
 func writePNG(path string, img image.Image) error {

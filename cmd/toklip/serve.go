@@ -49,7 +49,7 @@ func runServe(args []string, stdout io.Writer) error {
 	if len(pos) == 1 {
 		name = pos[0]
 	}
-	lm, vision, err := resolveModel(name, *lmPath, *visionPath) // a bad name is refused before listening
+	files, mf, err := resolveModel(name, *lmPath, *visionPath) // a bad name is refused before listening
 	if err != nil {
 		return err
 	}
@@ -58,14 +58,14 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	// Listening first: /health says 503 (loading) until the model is in, then 200.
-	s := server.NewLoading(server.Options{Model: name, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts})
+	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts})
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on http://%s/v1, loading %s\n", ln.Addr(), name)
-	e, err := llm.Open(ctx, lm, vision, llm.EngineOptions{})
+	e, err := llm.Open(ctx, files.LM, files.Vision, llm.EngineOptions{})
 	if err != nil {
 		srv.Close()
 		return err

@@ -169,15 +169,19 @@ func runCp(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// storedModel finds a stored model's files by name.
-func storedModel(name string) (modelfiles.Files, error) {
+// storedModel finds a stored model's files and Modelfile by name.
+func storedModel(name string) (modelfiles.Files, *modelfiles.Modelfile, error) {
 	st, err := openStore()
 	if err != nil {
-		return modelfiles.Files{}, err
+		return modelfiles.Files{}, nil, err
 	}
-	_, f, err := st.Get(name)
+	m, f, err := st.Get(name)
 	if errors.Is(err, modelfiles.ErrNotFound) {
-		return f, fmt.Errorf("unknown model %q: `toklip list` shows the models there are", name)
+		return f, nil, fmt.Errorf("unknown model %q: `toklip list` shows the models there are", name)
 	}
-	return f, err
+	if err != nil {
+		return f, nil, err
+	}
+	mf, err := m.Parsed()
+	return f, mf, err
 }
