@@ -66,59 +66,6 @@ func applyDefaults(fs *flag.FlagSet, mf *modelfiles.Modelfile, names map[string]
 	}
 }
 
-// runRun answers one message, with images attached, and prints the answer as it comes. Images the
-// model draws in its answer are written into the working folder, under names not taken yet.
-func runRun(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
-	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
-	var images multiFlag
-	fs.Var(&images, "image", "an image file to attach (repeatable)")
-	temperature := fs.Float64("temperature", 0, "sampling temperature of the text (0: greedy)")
-	seed := fs.Uint64("seed", 0, "random seed")
-	draw := fs.Bool("draw", false, "let the answer contain images")
-	e, msg, err := openWithText(fs, args, lmPath, visionPath)
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	var parts []llm.Part
-	for _, path := range images {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		parts = append(parts, llm.Part{Image: b})
-	}
-	parts = append(parts, llm.Part{Text: msg})
-	lineStart := true // whether the output so far ends a line: images go on lines of their own
-	newline := func() {
-		if !lineStart {
-			fmt.Fprintln(stdout)
-			lineStart = true
-		}
-	}
-	_, err = e.Chat(context.Background(), []llm.Message{{Role: "user", Content: parts}}, llm.ChatOptions{
-		Sampler: sampler.Params{Temperature: float32(*temperature), Seed: *seed},
-		Images:  *draw,
-		Image:   llm.ImageOptions{Guidance: 3, Sampler: sampler.Params{Seed: *seed}},
-		OnText: func(t string) {
-			fmt.Fprint(stdout, t)
-			lineStart = strings.HasSuffix(t, "\n")
-		},
-		OnImage: func(g *llm.GeneratedImage) {
-			newline()
-			if path, err := writeNewPNG("toklip-image", g); err != nil {
-				fmt.Fprintf(stdout, "[image not written: %v]\n", err)
-			} else {
-				fmt.Fprintf(stdout, "[image: %s]\n", path)
-			}
-		},
-	})
-	newline()
-	return err
-}
-
 // runGenerate draws one image for a prompt.
 func runGenerate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
@@ -201,7 +148,6 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (
 
 // defaultsFor are, per command, its flags that a Modelfile PARAMETER sets when not given.
 var defaultsFor = map[string]map[string]string{
-	"run":      {"temperature": "temperature", "seed": "seed"},
 	"generate": {"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"},
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -33,7 +34,7 @@ var commands = map[string]command{
 	"show":      {"show a model's files and Modelfile", "NAME [-modelfile]", runShow},
 	"rm":        {"remove stored models (their files, when no other model uses them)", "NAME...", runRm},
 	"cp":        {"store a model again under another name", "SRC DST", runCp},
-	"run":       {"answer one message, with images attached (-image FILE), and print the answer", "[MODEL] [-image FILE]... [-draw] \"message\"", runRun},
+	"run":       {"chat in the terminal, or answer one message; attach images with -image FILE (or /image in the chat)", "[MODEL] [-image FILE]... [-draw] [\"message\"]", runRun},
 	"generate":  {"draw an image for a prompt", "[MODEL] \"prompt\" [-o out.png] [-guidance 3] [-seed N] [-temperature T]", runGenerate},
 	"scene":     {"draw a demo scene (shape, color, position, size), to show the demo model", "[\"a small red circle in the top left corner\"] [-seed N] [-o scene.png]", runScene},
 	"eval-demo": {"measure the demo model (or score the PyTorch evaluation's outputs)", "[-lm F -vision F] [-score DIR] [-compare metrics.json] [-against DIR] [-o metrics.json] [-outputs DIR] [-images DIR]", runEvalDemo},
@@ -59,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
-				fmt.Fprintf(stdout, "usage: toklip %s %s\n\n%s\n", args[1], c.usage, c.summary)
+				printCommandHelp(stdout, args[1], c, c.run([]string{"-h"}, io.Discard))
 				return 0
 			}
 		}
@@ -71,11 +72,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "toklip: unknown command %q; run 'toklip help' for the list.\n", args[0])
 		return 2
 	}
-	if args[0] != "system" { // system prints the same report itself
+	if args[0] != "system" && !slices.Contains(args, "-h") && !slices.Contains(args, "--help") { // system prints the same report itself
 		ggml.LogCPUFeatures(slog.New(slog.NewTextHandler(stderr, nil)))
 	}
 	if err := c.run(args[1:], stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printCommandHelp(stdout, args[0], c, err)
 			return 0
 		}
 		fmt.Fprintf(stderr, "toklip %s: %v\n", args[0], err)
@@ -86,6 +88,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// helpError carries a command's flag descriptions out of parse, for its help text.
+type helpError struct{ flags string }
+
+func (h *helpError) Error() string { return "help requested" }
+func (h *helpError) Unwrap() error { return flag.ErrHelp }
+
+func printCommandHelp(w io.Writer, name string, c command, err error) {
+	fmt.Fprintf(w, "usage: toklip %s %s\n\n%s\n", name, c.usage, c.summary)
+	var h *helpError
+	if errors.As(err, &h) && h.flags != "" {
+		fmt.Fprintf(w, "\nflags:\n%s", h.flags)
+	}
 }
 
 func printUsage(w io.Writer) {
@@ -110,7 +126,10 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				var b strings.Builder
+				fs.SetOutput(&b)
+				fs.PrintDefaults()
+				return nil, &helpError{flags: b.String()}
 			}
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}

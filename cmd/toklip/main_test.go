@@ -109,6 +109,16 @@ func TestErrorsAndExitCodes(t *testing.T) {
 	if code, out, _ := runCLI("help"); code != 0 || !strings.Contains(out, "convert") {
 		t.Errorf("help: exit %d, %q", code, out)
 	}
+	// Every command has help: its usage, its summary, and its flags.
+	for name := range commands {
+		code, out, _ := runCLI("help", name)
+		if code != 0 || !strings.Contains(out, "usage: toklip "+name) {
+			t.Errorf("help %s: exit %d, %q", name, code, out)
+		}
+	}
+	if code, out, _ := runCLI("serve", "-h"); code != 0 || !strings.Contains(out, "-image-host") || !strings.Contains(out, "default 8750") {
+		t.Errorf("serve -h: exit %d, %q", code, out)
+	}
 }
 
 // A fresh binary, with no model files given, answers about a scene and draws one: the embedded
@@ -242,6 +252,16 @@ func TestStoreCycleThroughTheBinary(t *testing.T) {
 		demo.ReadAnswer(out) != demo.ReadAnswer("a large red star in the center") {
 		t.Fatalf("run by name: exit %d, %q %q", code, out, errOut)
 	}
+	// The interactive chat: an image attached by path, a question, a drawing written to a file
+	// (after /clear: the demo model was trained on single turns).
+	chat := exec.Command(bin, "run", "scenes")
+	chat.Env, chat.Dir = env, dir
+	chat.Stdin = strings.NewReader("/image scene.png\nDescribe the image.\n/clear\n/draw\nDraw a small blue circle in the center.\n/bye\n")
+	out, err := chat.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "A large red star in the center.") || !strings.Contains(string(out), "[image: toklip-image-1.png]") {
+		t.Fatalf("run scenes (interactive): %v\n%s", err, out)
+	}
+	checkDrawing(t, filepath.Join(dir, "toklip-image-1.png"), "a small blue circle in the center")
 	if code, _, errOut := toklip("cp", "scenes", "scenes:copy"); code != 0 {
 		t.Fatalf("cp: exit %d, %q", code, errOut)
 	}
