@@ -64,7 +64,9 @@ func checkName(name string) error {
 }
 
 func (s *Store) manifestPath(name string) string {
-	return filepath.Join(s.Root, "manifests", strings.ReplaceAll(name, ":", "_")+".json")
+	// ':' is not safe in every file system's names; '@' is not allowed in model names, so no two
+	// names share a file.
+	return filepath.Join(s.Root, "manifests", strings.ReplaceAll(name, ":", "@")+".json")
 }
 
 func (s *Store) blobPath(digest string) string {

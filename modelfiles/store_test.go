@@ -65,7 +65,16 @@ func TestStoreCycle(t *testing.T) {
 	if _, _, err := s.Get("scenes"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a removed model: %v", err)
 	}
-	for _, bad := range []string{"", "-x", "a/b", "../up", DemoName} {
+	if err := s.Create("a_b", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create("a:b", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.List(); len(list) != 3 {
+		t.Errorf("a_b and a:b are not two models: %+v", list)
+	}
+	for _, bad := range []string{"", "-x", "a/b", "../up", "a@b", DemoName} {
 		if err := s.Create(bad, mf, dir, nil); err == nil {
 			t.Errorf("created a model named %q", bad)
 		}
