@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,15 @@ var paramKinds = map[string]string{
 	"repeat_penalty": "float", "repeat_last_n": "int", "presence_penalty": "float",
 	"frequency_penalty": "float", "num_predict": "int", "num_ctx": "int", "stop": "string",
 	"guidance_scale": "float", "image_temperature": "float", "image_top_k": "int", "image_size": "int",
+}
+
+// paramRanges bound the parameters whose values the engine would refuse at request time.
+var paramRanges = map[string][2]float64{
+	"temperature": {0, 2}, "top_p": {0, 1}, "min_p": {0, 1}, "top_k": {0, math.MaxInt32},
+	"repeat_penalty": {0, math.MaxFloat32}, "repeat_last_n": {0, math.MaxInt32},
+	"presence_penalty": {-2, 2}, "frequency_penalty": {-2, 2}, "num_ctx": {1, math.MaxInt32},
+	"guidance_scale": {1, 20}, "image_temperature": {0, 2}, "image_top_k": {0, math.MaxInt32},
+	"image_size": {1, 4096}, "seed": {0, math.MaxInt64},
 }
 
 // ParseError is a Modelfile error at a line.
@@ -93,6 +103,11 @@ func Parse(r io.Reader) (*Modelfile, error) {
 			}
 			if err := checkKind(kind, v); err != nil {
 				return nil, fail("parameter %s: %v", name, err)
+			}
+			if r, ok := paramRanges[name]; ok {
+				if f, _ := strconv.ParseFloat(v, 64); f < r[0] || f > r[1] {
+					return nil, fail("parameter %s: %s is not in [%g, %g]", name, v, r[0], r[1])
+				}
 			}
 			mf.Parameters = append(mf.Parameters, Param{name, v})
 		case "TEMPLATE":

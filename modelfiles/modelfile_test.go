@@ -58,6 +58,8 @@ func TestParseErrors(t *testing.T) {
 		{"FROM a.gguf\nSYSTEM \"\"\"never\nclosed\n", `line 2: the """ opened here is never closed`},
 		{"FROM a.gguf\nSYSTEM \"\"\"a\"\"\" b\n", `line 2: text after the closing """`},
 		{"FROM a.gguf\nMESSAGE robot hi\n", "line 2: MESSAGE needs a role"},
+		{"FROM a.gguf\nPARAMETER min_p 2\n", "line 2: parameter min_p: 2 is not in [0, 1]"},
+		{"FROM a.gguf\nPARAMETER guidance_scale 0.5\n", "line 2: parameter guidance_scale: 0.5 is not in [1, 20]"},
 	}
 	for _, c := range cases {
 		_, err := Parse(strings.NewReader(c.file))
