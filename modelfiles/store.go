@@ -138,6 +138,12 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		stored.Vision, m.Vision = digests[1], digests[1]
 	}
 	m.Modelfile = stored.String()
+	return s.writeManifest(m)
+}
+
+// writeManifest writes m under the store's lock, after checking that its blobs are there: a
+// removal's sweep may have taken a blob that was already stored when a create found it.
+func (s *Store) writeManifest(m Manifest) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return err
@@ -147,15 +153,18 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		return err
 	}
 	defer unlock()
-	for _, d := range digests { // a removal may have swept a blob we found already stored
+	for _, d := range []string{m.LM, m.Vision} {
+		if d == "" {
+			continue
+		}
 		if _, err := os.Stat(s.blobPath(d)); err != nil {
-			return fmt.Errorf("blob %s vanished while creating %s; run create again", d, name)
+			return fmt.Errorf("blob %s vanished while storing %s (removed meanwhile); try again", d, m.Name)
 		}
 	}
 	if err := os.MkdirAll(filepath.Join(s.Root, "manifests"), 0o755); err != nil {
 		return err
 	}
-	return writeAtomic(s.manifestPath(name), b)
+	return writeAtomic(s.manifestPath(m.Name), b)
 }
 
 // addBlob copies a file into the store under its digest (hashing as it copies) and returns the
@@ -300,16 +309,7 @@ func (s *Store) Copy(src, dst string) error {
 		return err
 	}
 	m.Name, m.Created = dst, time.Now().UTC()
-	b, err := json.MarshalIndent(m, "", " ")
-	if err != nil {
-		return err
-	}
-	unlock, err := s.lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return writeAtomic(s.manifestPath(dst), b)
+	return s.writeManifest(m)
 }
 
 // Remove deletes a model and the blobs no other model uses.

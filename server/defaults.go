@@ -58,6 +58,9 @@ func (s *Server) imageDefaults(r *imageRequest) {
 	}
 	setFloat(&r.GuidanceScale, d, "guidance_scale")
 	setFloat(&r.Temperature, d, "image_temperature")
+	if v, ok := d.Float("seed"); ok && r.Seed == nil {
+		r.Seed = ptr(int64(v))
+	}
 	if v, ok := d.Float("image_top_k"); ok && r.TopK == nil {
 		r.TopK = ptr(int(v))
 	}
