@@ -1,5 +1,6 @@
-// Package modelfiles finds the files of a model by name. For now it knows one model, the demo
-// model embedded in the binary, so that toklip answers and draws with no model files given.
+// Package modelfiles finds models by name: Modelfiles (parsed and written back), the local store
+// of models created from them, and the demo model embedded in the binary, so that toklip answers
+// and draws with no model files given.
 package modelfiles
 
 import (
