@@ -1,8 +1,9 @@
 // Package server is toklip's OpenAI-style HTTP API over one loaded model: chat completions with
-// images in and out, image generation, embeddings, the model list, health and metrics. One request's path: the route
-// in Handler, its handler in chat.go or images.go (decode and check the JSON, turn it into engine
-// options), the engine (llm.Engine: prompt, batched forward passes, sampling, drawing), and back
-// as OpenAI's JSON or server-sent events.
+// images in and out, image generation, embeddings, the model list, health and metrics. One
+// request's path: the route in Handler, its handler in chat.go, images.go or embeddings.go
+// (decode and check the JSON, fill defaults from the Modelfile, turn it into engine options),
+// the engine (llm.Engine: prompt, batched forward passes, sampling, drawing), and back as
+// OpenAI's JSON or server-sent events.
 package server
 
 import (
