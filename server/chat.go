@@ -128,7 +128,7 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	j.opts.Image.Sampler.Seed = j.opts.Sampler.Seed
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
 	// Last: the images are encoded here, the costly part, only for a request that is otherwise fine.
-	if j.msgs, _, err = s.messages(ctx, r.Messages); err != nil {
+	if j.msgs, err = s.messages(ctx, r.Messages); err != nil {
 		return nil, err
 	}
 	return j, nil

@@ -68,9 +68,9 @@ type chatMessage struct {
 }
 
 // messages turns the request's messages into the engine's, decoding data-URL images.
-func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message, int, error) {
+func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message, error) {
 	if len(in) == 0 {
-		return nil, 0, invalid("messages", "messages must hold at least one message")
+		return nil, invalid("messages", "messages must hold at least one message")
 	}
 	images := 0
 	for _, m := range in { // counted first: no image is encoded for a request refused for their number
@@ -81,7 +81,7 @@ func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message,
 		}
 	}
 	if images > s.opts.MaxImages {
-		return nil, 0, invalid("messages", "%d images in one request, at most %d", images, s.opts.MaxImages)
+		return nil, invalid("messages", "%d images in one request, at most %d", images, s.opts.MaxImages)
 	}
 	var out []llm.Message
 	for i, m := range in {
@@ -91,7 +91,7 @@ func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message,
 			role = "system"
 		case "system", "user", "assistant":
 		default:
-			return nil, 0, invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant", i, m.Role)
+			return nil, invalid(fmt.Sprintf("messages[%d].role", i), "messages[%d].role %q is not one of system, developer, user, assistant", i, m.Role)
 		}
 		msg := llm.Message{Role: role}
 		if m.Content.Text != nil {
@@ -104,30 +104,30 @@ func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message,
 				msg.Content = append(msg.Content, llm.Part{Text: p.Text})
 			case "image_url":
 				if p.ImageURL == nil || p.ImageURL.URL == "" {
-					return nil, 0, invalid(param+".image_url.url", "%s: an image_url part needs image_url.url", param)
+					return nil, invalid(param+".image_url.url", "%s: an image_url part needs image_url.url", param)
 				}
 				data, err := s.imageBytes(ctx, p.ImageURL.URL)
 				if err != nil {
-					return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
+					return nil, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
 				}
 				// Encoded here, ahead of the prompt (which finds it in the engine's cache): a bad
 				// image is named by its place in the request, and its encoding time is measured.
 				start := time.Now()
 				if _, err := s.e.EncodeImage(data); err != nil {
 					if errors.Is(err, visiontok.ErrImage) {
-						return nil, 0, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image")
+						return nil, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image")
 					}
-					return nil, 0, err
+					return nil, err
 				}
 				s.metrics.imageEncode.Observe(time.Since(start).Seconds())
 				msg.Content = append(msg.Content, llm.Part{Image: data})
 			default:
-				return nil, 0, invalid(param+".type", "%s: part type %q is not supported (text, image_url)", param, p.Type)
+				return nil, invalid(param+".type", "%s: part type %q is not supported (text, image_url)", param, p.Type)
 			}
 		}
 		out = append(out, msg)
 	}
-	return out, images, nil
+	return out, nil
 }
 
 // imageBytes reads an image_url: a data URL, or an http(s) URL when the server was started with
