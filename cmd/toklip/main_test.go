@@ -206,29 +206,10 @@ func TestServeErrors(t *testing.T) {
 // The store's whole cycle through the real binary: create from a Modelfile (with its progress
 // bar), list, show, run by name, cp, rm; the embedded model cannot be removed.
 func TestStoreCycleThroughTheBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
+	bin := toklipBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "toklip")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	env := append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
-	toklip := func(args ...string) (int, string, string) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env, cmd.Dir = env, dir
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, out.String(), errOut.String()
-	}
+	toklip := func(args ...string) (int, string, string) { return runBinary(t, bin, dir, env, args...) }
 	for _, name := range []string{"lm.gguf", "vision.gguf"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "modelfiles", "toklip-demo", name))
 		if err != nil {
