@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,19 +68,38 @@ func Parse(r io.Reader) (*Modelfile, error) {
 	line := 0
 	for sc.Scan() {
 		line++
-		text := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		if line == 1 {
+			raw = strings.TrimPrefix(raw, "\ufeff") // the byte order mark some editors write first
+		}
+		text := strings.TrimSpace(raw)
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
 		verb, rest, _ := strings.Cut(text, " ")
 		verb = strings.ToUpper(verb)
+		rest = strings.TrimSpace(rest)
 		start := line
-		value, err := readValue(strings.TrimSpace(rest), sc, &line)
-		if err != nil {
-			return nil, &ParseError{start, err.Error()}
-		}
 		fail := func(format string, args ...any) error {
 			return &ParseError{start, fmt.Sprintf(format, args...)}
+		}
+		if !slices.Contains(verbs, verb) {
+			return nil, fail("unknown instruction %q (FROM, VISION, PARAMETER, TEMPLATE, SYSTEM, LICENSE, MESSAGE)", verb)
+		}
+		// A MESSAGE's role comes before its text, which may be a """ string over several lines
+		// like any other value (String writes a message's lines so).
+		var role string
+		if verb == "MESSAGE" {
+			var ok bool
+			role, rest, ok = strings.Cut(rest, " ")
+			if !ok || !slices.Contains([]string{"system", "user", "assistant"}, role) {
+				return nil, fail("MESSAGE needs a role (system, user or assistant) and a text")
+			}
+			rest = strings.TrimSpace(rest)
+		}
+		value, err := readValue(rest, sc, &line)
+		if err != nil {
+			return nil, &ParseError{start, err.Error()}
 		}
 		switch verb {
 		case "FROM", "VISION":
@@ -117,23 +137,19 @@ func Parse(r io.Reader) (*Modelfile, error) {
 		case "LICENSE":
 			mf.License = append(mf.License, value)
 		case "MESSAGE":
-			role, content, ok := strings.Cut(value, " ")
-			if !ok || !slices.Contains([]string{"system", "user", "assistant"}, role) {
-				return nil, fail("MESSAGE needs a role (system, user or assistant) and a text")
-			}
-			mf.Messages = append(mf.Messages, Message{role, unquote(strings.TrimSpace(content))})
-		default:
-			return nil, fail("unknown instruction %q (FROM, VISION, PARAMETER, TEMPLATE, SYSTEM, LICENSE, MESSAGE)", verb)
+			mf.Messages = append(mf.Messages, Message{role, value})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	if err := sc.Err(); err != nil { // a line over the scanner's limit
+		return nil, &ParseError{line + 1, err.Error()}
 	}
 	if mf.From == "" {
 		return nil, &ParseError{max(line, 1), "no FROM: a Modelfile names its model file with FROM"}
 	}
 	return mf, nil
 }
+
+var verbs = []string{"FROM", "VISION", "PARAMETER", "TEMPLATE", "SYSTEM", "LICENSE", "MESSAGE"}
 
 // readValue is the rest of an instruction: one line, or a """ string that may span lines.
 func readValue(rest string, sc *bufio.Scanner, line *int) (string, error) {
@@ -184,7 +200,9 @@ func checkKind(kind, v string) error {
 			return fmt.Errorf("%q is not a whole number", v)
 		}
 	case "float":
-		if _, err := strconv.ParseFloat(v, 64); err != nil {
+		// ParseFloat reads "NaN", which every range check lets through (a comparison with NaN
+		// is false) and the sampler would turn into NaN probabilities.
+		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) {
 			return fmt.Errorf("%q is not a number", v)
 		}
 	}
@@ -200,39 +218,61 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// String writes the Modelfile back in its own syntax (for `toklip show --modelfile`).
+// String writes the Modelfile back in its own syntax (for `toklip show --modelfile`, and as the
+// store keeps a model's Modelfile, which it parses again whenever the model is opened): it parses
+// back to an equal Modelfile, whatever its values hold.
 func (mf *Modelfile) String() string {
 	var b strings.Builder
-	quote := func(s string) string {
-		if strings.Contains(s, "\n") || strings.Contains(s, `"`) {
-			return `"""` + s + `"""`
-		}
-		return s
-	}
-	fmt.Fprintf(&b, "FROM %s\n", mf.From)
+	fmt.Fprintf(&b, "FROM %s\n", encode("FROM", mf.From, func(m *Modelfile, v string) { m.From = v }))
 	if mf.Vision != "" {
-		fmt.Fprintf(&b, "VISION %s\n", mf.Vision)
+		fmt.Fprintf(&b, "VISION %s\n", encode("VISION", mf.Vision, func(m *Modelfile, v string) { m.Vision = v }))
 	}
 	for _, p := range mf.Parameters {
-		v := p.Value
-		if strings.ContainsAny(v, " \t\"") {
-			v = strconv.Quote(v)
-		}
-		fmt.Fprintf(&b, "PARAMETER %s %s\n", p.Name, v)
+		fmt.Fprintf(&b, "PARAMETER %s %s\n", p.Name, encode("PARAMETER "+p.Name, p.Value, func(m *Modelfile, v string) {
+			m.Parameters = []Param{{p.Name, v}}
+		}))
 	}
 	if mf.Template != "" {
-		fmt.Fprintf(&b, "TEMPLATE %s\n", quote(mf.Template))
+		fmt.Fprintf(&b, "TEMPLATE %s\n", encode("TEMPLATE", mf.Template, func(m *Modelfile, v string) { m.Template = v }))
 	}
 	if mf.System != "" {
-		fmt.Fprintf(&b, "SYSTEM %s\n", quote(mf.System))
+		fmt.Fprintf(&b, "SYSTEM %s\n", encode("SYSTEM", mf.System, func(m *Modelfile, v string) { m.System = v }))
 	}
 	for _, l := range mf.License {
-		fmt.Fprintf(&b, "LICENSE %s\n", quote(l))
+		fmt.Fprintf(&b, "LICENSE %s\n", encode("LICENSE", l, func(m *Modelfile, v string) { m.License = []string{v} }))
 	}
-	for _, m := range mf.Messages {
-		fmt.Fprintf(&b, "MESSAGE %s %s\n", m.Role, quote(m.Content))
+	for _, msg := range mf.Messages {
+		fmt.Fprintf(&b, "MESSAGE %s %s\n", msg.Role, encode("MESSAGE "+msg.Role, msg.Content, func(m *Modelfile, v string) {
+			m.Messages = []Message{{msg.Role, v}}
+		}))
 	}
 	return b.String()
+}
+
+// encode writes v as the value of the instruction that starts with prefix, in the first of these
+// forms that Parse reads back as exactly v: as it is (a path, a word, a line of text), a """
+// string (a template of several lines), a Go-quoted string (any text: it escapes every quote and
+// every byte that is not printable). Parse itself says which form reads back (set puts v where
+// that instruction does), as its rules are many: a line's value loses the spaces around it and
+// one pair of quotes; a """ string ends at the first """ and loses a line break right after its
+// opening """ and a carriage return before each line break; an instruction's first line loses
+// its spaces at the end; a value of two lines written as it is is two instructions.
+func encode(prefix, v string, set func(*Modelfile, string)) string {
+	if v == "" {
+		return `""` // as it is, MESSAGE user and PARAMETER stop lose their value
+	}
+	want, head := &Modelfile{From: "x"}, "FROM x\n"
+	if prefix == "FROM" {
+		want, head = &Modelfile{}, ""
+	}
+	set(want, v)
+	for _, form := range []string{v, `"""` + v + `"""`} {
+		got, err := Parse(strings.NewReader(head + prefix + " " + form + "\n"))
+		if err == nil && reflect.DeepEqual(got, want) {
+			return form
+		}
+	}
+	return strconv.Quote(v)
 }
 
 // Float is the value of the last PARAMETER name, as a number (checked when parsed).

@@ -68,3 +68,50 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// A MESSAGE's text may be a """ string over several lines, as in ollama's Modelfiles (and as
+// String writes a message of several lines).
+func TestParseMessageOfLines(t *testing.T) {
+	mf, err := Parse(strings.NewReader("FROM a\nMESSAGE user \"\"\"two\nlines\"\"\"\nMESSAGE assistant \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Message{{"user", "two\nlines"}, {"assistant", ""}}; !reflect.DeepEqual(mf.Messages, want) {
+		t.Errorf("messages %q, want %q", mf.Messages, want)
+	}
+}
+
+// String writes each value in the plainest form that reads back as the same value: as it is,
+// else a """ string, else Go-quoted.
+func TestStringForms(t *testing.T) {
+	mf := &Modelfile{
+		From: "0 ", Vision: "./v.gguf",
+		Parameters: []Param{{"stop", "\n\n"}, {"stop", "a b"}, {"stop", "a\u00a0"}, {"temperature", "0.5"}},
+		Template:   "{{ .System }}\n{{ .Prompt }}", System: " leading space\r\nand a CRLF",
+		License:  []string{`MIT "as is"`, `ends with a quote"`, `a """ b`},
+		Messages: []Message{{"user", ""}, {"assistant", "one\ntwo"}},
+	}
+	want := `FROM """0 """
+VISION ./v.gguf
+PARAMETER stop "\n\n"
+PARAMETER stop a b
+PARAMETER stop "a\u00a0"
+PARAMETER temperature 0.5
+TEMPLATE """{{ .System }}
+{{ .Prompt }}"""
+SYSTEM " leading space\r\nand a CRLF"
+LICENSE MIT "as is"
+LICENSE ends with a quote"
+LICENSE a """ b
+MESSAGE user ""
+MESSAGE assistant """one
+two"""
+`
+	if got := mf.String(); got != want {
+		t.Fatalf("String:\n%s\nwant\n%s", got, want)
+	}
+	again, err := Parse(strings.NewReader(want))
+	if err != nil || !reflect.DeepEqual(again, mf) {
+		t.Fatalf("read back as %#v, %v", again, err)
+	}
+}

@@ -22,9 +22,17 @@ import (
 
 // Store is the local model store: a folder of blobs named by their sha256 and of manifests, one
 // per model name, naming them. Files appear whole or not at all (written aside, then renamed), so a
-// crash leaves no half model; a lock file orders the steps that must not interleave (a manifest's
-// write against a removal's sweep of unused blobs); a blob whose content does not match its name
-// is refused when the model is opened.
+// crash leaves no half model, and what a killed create wrote aside is swept by the next create or
+// removal; a lock file orders the steps that must not interleave (a manifest's write against a
+// removal's sweep of unused blobs); a blob whose content does not match its name is refused when
+// the model is opened.
+//
+// Model names are checked wherever they enter (create, copy, show, run, remove), so that no name
+// reaches outside the store's folders, and two names that differ only by case cannot both be
+// stored: on a case-insensitive file system (macOS, Windows) they would be one manifest file, each
+// create overwriting the other's model, while on Linux they would be two models. The store
+// behaves as on Linux everywhere, and as ollama does: names are case-sensitive when looked up, and
+// a name that differs only by case from a stored one is refused.
 type Store struct {
 	Root string
 }
@@ -54,13 +62,81 @@ func DefaultStore() (*Store, error) {
 	return &Store{Root: filepath.Join(home, ".toklip", "models")}, nil
 }
 
+// nameRE is what a model name may hold: no '/', '\', NUL, or leading '.', so that a name is one
+// file name in the manifests folder; ASCII, so that case folding is the same on every file system.
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$`)
+
+// digestRE is a blob's name in a manifest: a manifest is a file that may have been edited, and
+// its digests become paths.
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 func checkName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("%q is not a model name: letters, digits, '.', '_', ':' and '-', starting with a letter or digit, at most 128", name)
 	}
 	return nil
+}
+
+// checkNewName checks a name that a create or copy is about to store.
+func (s *Store) checkNewName(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if strings.EqualFold(name, DemoName) {
+		return fmt.Errorf("%s is the embedded model's name", DemoName)
+	}
+	names, err := s.manifestNames()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n != name && strings.EqualFold(n, name) {
+			return fmt.Errorf("%q differs only by case from the stored model %q: refused, as a file system that ignores case would store both as one (remove %q first, or choose another name)", name, n, n)
+		}
+	}
+	return nil
+}
+
+// manifestNames are the names of the stored manifests, as their files are named in the folder's
+// listing. Whether a manifest exists is decided from this listing, never by opening its path: on a
+// case-insensitive file system the path of "Scenes" opens the manifest of "scenes", while a
+// listing gives every file name as it was created.
+func (s *Store) manifestNames() ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Root, "manifests"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(n, ".") {
+			names = append(names, strings.ReplaceAll(n, "@", ":"))
+		}
+	}
+	return names, nil
+}
+
+// findManifest says whether name is stored (exactly so), and if not, which stored name differs
+// from it only by case, for the error.
+func (s *Store) findManifest(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	names, err := s.manifestNames()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(names, name) {
+		return nil
+	}
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return fmt.Errorf("%w: %q (there is %q: model names are case-sensitive)", ErrNotFound, name, n)
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrNotFound, name)
 }
 
 func (s *Store) manifestPath(name string) string {
@@ -92,11 +168,8 @@ func (s *Store) lock() (func(), error) {
 // Create stores a model from a Modelfile whose relative paths are relative to dir. progress, if
 // set, is called as the files are hashed and copied (bytes done, bytes in all).
 func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(done, total int64)) error {
-	if err := checkName(name); err != nil {
+	if err := s.checkNewName(name); err != nil { // checked again under the lock, when it counts
 		return err
-	}
-	if name == DemoName {
-		return fmt.Errorf("%s is the embedded model's name", DemoName)
 	}
 	paths := []string{mf.From}
 	if mf.Vision != "" {
@@ -116,10 +189,13 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		}
 		total += st.Size()
 	}
+	if err := s.sweep(); err != nil {
+		return err
+	}
 	var done int64
 	digests := make([]string, len(paths))
 	for i, p := range paths {
-		d, err := s.addBlob(p, func(n int64) {
+		d, n, err := s.addBlob(p, func(n int64) {
 			if progress != nil {
 				progress(done+n, total)
 			}
@@ -127,13 +203,12 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		if err != nil {
 			return fmt.Errorf("store %s: %w", p, err)
 		}
-		st, _ := os.Stat(p)
-		done += st.Size()
+		done += n
 		digests[i] = d
 	}
 	stored := *mf
 	stored.From = digests[0]
-	m := Manifest{Name: name, LM: digests[0], Size: total, Created: time.Now().UTC()}
+	m := Manifest{Name: name, LM: digests[0], Size: done, Created: time.Now().UTC()}
 	if len(digests) > 1 {
 		stored.Vision, m.Vision = digests[1], digests[1]
 	}
@@ -141,8 +216,51 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 	return s.writeManifest(m)
 }
 
-// writeManifest writes m under the store's lock, after checking that its blobs are there: a
-// removal's sweep may have taken a blob that was already stored when a create found it.
+// sweep removes, under the store's lock, what a create killed midway left behind: the copies of
+// blobs that no running create holds (a create holds a lock on its copy from the moment it makes
+// it, under the store's lock, to its rename, under the store's lock: so a copy that can be locked
+// here is no one's), and manifests written aside (written under the store's lock: so any seen
+// here is a leftover). Neither is ever taken for a model's file, but a killed copy can be as
+// large as a model.
+func (s *Store) sweep() error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s.sweepLocked()
+	return nil
+}
+
+func (s *Store) sweepLocked() {
+	dir := filepath.Join(s.Root, "blobs")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".blob-") || !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(path)
+		}
+		f.Close()
+	}
+	dir = filepath.Join(s.Root, "manifests")
+	entries, _ = os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".json.tmp") {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// writeManifest writes m under the store's lock, after checking that its blobs are there (a
+// removal's sweep may have taken a blob that was already stored when a create found it) and that
+// no model of a name that differs only by case was stored meanwhile.
 func (s *Store) writeManifest(m Manifest) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
@@ -153,6 +271,9 @@ func (s *Store) writeManifest(m Manifest) error {
 		return err
 	}
 	defer unlock()
+	if err := s.checkNewName(m.Name); err != nil {
+		return err
+	}
 	for _, d := range []string{m.LM, m.Vision} {
 		if d == "" {
 			continue
@@ -168,39 +289,70 @@ func (s *Store) writeManifest(m Manifest) error {
 }
 
 // addBlob copies a file into the store under its digest (hashing as it copies) and returns the
-// digest. A blob already stored is kept.
-func (s *Store) addBlob(path string, progress func(int64)) (string, error) {
+// digest and the bytes copied.
+func (s *Store) addBlob(path string, progress func(int64)) (digest string, n int64, err error) {
 	dir := filepath.Join(s.Root, "blobs")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	src, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer src.Close()
-	tmp, err := os.CreateTemp(dir, ".blob-*.tmp")
+	tmp, err := s.newCopy(dir)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	defer os.Remove(tmp.Name()) // gone after the rename; removed after a failure
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h, &progressWriter{f: progress}), src); err != nil {
+	renamed := false
+	defer func() {
 		tmp.Close()
-		return "", err
+		if !renamed { // after the rename, the name may already be another create's copy
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	if n, err = io.Copy(io.MultiWriter(tmp, h, &progressWriter{f: progress}), src); err != nil {
+		return "", 0, err
 	}
 	if err := tmp.Chmod(0o644); err != nil {
+		return "", 0, err
+	}
+	digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	unlock, err := s.lock()
+	if err != nil {
+		return "", 0, err
+	}
+	defer unlock()
+	if err := tmp.Close(); err != nil { // releases the copy's lock: under the store's, see sweep
+		return "", 0, err
+	}
+	// A blob already stored is replaced, not kept: its content is the same if it is sound, and if
+	// it was damaged, creating the model again (as Get's error says to) repairs it.
+	if err := os.Rename(tmp.Name(), s.blobPath(digest)); err != nil {
+		return "", 0, err
+	}
+	renamed = true
+	return digest, n, nil
+}
+
+// newCopy makes a blob's temporary copy and locks it (see sweep).
+func (s *Store) newCopy(dir string) (*os.File, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	tmp, err := os.CreateTemp(dir, ".blob-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(tmp.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		tmp.Close()
-		return "", err
+		os.Remove(tmp.Name())
+		return nil, err
 	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	if _, err := os.Stat(s.blobPath(digest)); err == nil {
-		return digest, nil
-	}
-	return digest, os.Rename(tmp.Name(), s.blobPath(digest))
+	return tmp, nil
 }
 
 // progressWriter counts the bytes written through it and reports the total.
@@ -217,19 +369,34 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// readManifest reads the manifest of a stored name, and checks what in it becomes a path.
+func (s *Store) readManifest(name string) (Manifest, error) {
+	var m Manifest
+	if err := s.findManifest(name); err != nil {
+		return m, err
+	}
+	b, err := os.ReadFile(s.manifestPath(name))
+	if errors.Is(err, os.ErrNotExist) { // removed since it was listed
+		return m, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("the manifest of %q is damaged: %w", name, err)
+	}
+	if m.Name != name || !digestRE.MatchString(m.LM) || m.Vision != "" && !digestRE.MatchString(m.Vision) {
+		return m, fmt.Errorf("the manifest of %q is damaged: it names the model %q, the files %q and %q", name, m.Name, m.LM, m.Vision)
+	}
+	return m, nil
+}
+
 // Get returns a stored model's manifest and files, after checking that each blob's content
 // matches its digest.
 func (s *Store) Get(name string) (Manifest, Files, error) {
-	var m Manifest
-	b, err := os.ReadFile(s.manifestPath(name))
-	if errors.Is(err, os.ErrNotExist) {
-		return m, Files{}, fmt.Errorf("%w: %q", ErrNotFound, name)
-	}
+	m, err := s.readManifest(name)
 	if err != nil {
 		return m, Files{}, err
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, Files{}, fmt.Errorf("the manifest of %q is damaged: %w", name, err)
 	}
 	f := Files{LM: s.blobPath(m.LM)}
 	if m.Vision != "" {
@@ -248,16 +415,20 @@ func (s *Store) Get(name string) (Manifest, Files, error) {
 
 func verify(path, digest string) error {
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blob %s is missing (%s): refused; create the model again", digest, path)
+	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	var h hash.Hash = sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	n, err := io.Copy(h, f)
+	if err != nil {
 		return err
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return fmt.Errorf("blob %s holds content with digest %s: refused (damaged or altered; create the model again)", digest, got)
+		return fmt.Errorf("blob %s (%s) does not match its digest: its %d bytes hash to %s; refused (damaged or changed on disk; create the model again)", digest, path, n, got)
 	}
 	return nil
 }
@@ -298,11 +469,8 @@ func (s *Store) List() ([]Manifest, error) {
 
 // Copy stores the model src again under dst (the blobs are shared).
 func (s *Store) Copy(src, dst string) error {
-	if err := checkName(dst); err != nil {
+	if err := s.checkNewName(dst); err != nil {
 		return err
-	}
-	if dst == DemoName {
-		return fmt.Errorf("%s is the embedded model's name", DemoName)
 	}
 	m, _, err := s.Get(src)
 	if err != nil {
@@ -317,11 +485,19 @@ func (s *Store) Remove(name string) error {
 	if name == DemoName {
 		return fmt.Errorf("%s is embedded in the binary and cannot be removed", DemoName)
 	}
+	if err := checkName(name); err != nil {
+		return err
+	}
 	unlock, err := s.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	// Found by its exact name (a damaged manifest too, so that it can be removed), never by the
+	// path alone: on a case-insensitive file system that path may be another model's manifest.
+	if err := s.findManifest(name); err != nil {
+		return err
+	}
 	if err := os.Remove(s.manifestPath(name)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	} else if err != nil {
@@ -342,6 +518,7 @@ func (s *Store) Remove(name string) error {
 			os.Remove(filepath.Join(s.Root, "blobs", b.Name()))
 		}
 	}
+	s.sweepLocked()
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -125,5 +126,91 @@ func TestStoreConcurrentCreates(t *testing.T) {
 	}
 	if blobs, _ := os.ReadDir(filepath.Join(s.Root, "blobs")); len(blobs) != 2 {
 		t.Errorf("%d blobs, want the 2 files once each", len(blobs))
+	}
+}
+
+// No name reaches outside the store's folders, whichever method it is given to: NUL (which no
+// command-line argument can hold, so the binary's tests cannot give it) and the rest.
+func TestStoreRefusesPathNames(t *testing.T) {
+	base := t.TempDir()
+	s := &Store{Root: filepath.Join(base, "models")}
+	mf, dir := demoModelfileFor(t)
+	if err := s.Create("m", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, "x.json"), []byte(`{"name":"x"}`), 0o644)
+	for _, name := range []string{"a\x00b", "m\x00", "../x", "..", "a/b", `a\b`, filepath.Join(base, "x"), ".m", "M"} {
+		check := func(what string, err error) {
+			if err == nil {
+				t.Errorf("%s %q: no error", what, name)
+			}
+		}
+		check("create", s.Create(name, mf, dir, nil))
+		check("copy to", s.Copy("m", name))
+		check("copy from", s.Copy(name, "n"))
+		_, _, err := s.Get(name)
+		check("get", err)
+		check("remove", s.Remove(name))
+	}
+	if b, err := os.ReadFile(filepath.Join(base, "x.json")); err != nil || string(b) != `{"name":"x"}` {
+		t.Errorf("the file outside the store: %q, %v", b, err)
+	}
+	if list, _ := s.List(); len(list) != 2 {
+		t.Errorf("list: %+v", list)
+	}
+}
+
+// A create sweeps the half copies that killed creates left, but not the one a running create is
+// writing (it holds a lock on it), nor manifests of other names.
+func TestStoreSweepsDeadCopies(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	mf, dir := demoModelfileFor(t)
+	blobs, manifests := filepath.Join(s.Root, "blobs"), filepath.Join(s.Root, "manifests")
+	os.MkdirAll(blobs, 0o755)
+	os.MkdirAll(manifests, 0o755)
+	os.WriteFile(filepath.Join(blobs, ".blob-1.tmp"), []byte("a killed create's copy"), 0o644)
+	os.WriteFile(filepath.Join(manifests, ".m.json.tmp2"), []byte(`{"name":"m"`), 0o644)
+	live, err := os.Create(filepath.Join(blobs, ".blob-2.tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if err := syscall.Flock(int(live.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create("m", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]bool{filepath.Join(blobs, ".blob-1.tmp"): false, filepath.Join(manifests, ".m.json.tmp2"): false,
+		live.Name(): true, s.manifestPath("m"): true} {
+		if _, err := os.Stat(path); (err == nil) != want {
+			t.Errorf("%s: present %v, want %v", path, err == nil, want)
+		}
+	}
+}
+
+// What a Modelfile may hold survives the store, which keeps the Modelfile as String writes it and
+// parses it whenever the model is opened: a stop of two line breaks made the stored text
+// unreadable, and the model could not be opened at all.
+func TestStoreKeepsEveryValue(t *testing.T) {
+	s := &Store{Root: t.TempDir()}
+	_, dir := demoModelfileFor(t)
+	mf, err := Parse(strings.NewReader("FROM lm.gguf\nPARAMETER stop \"\\n\\n\"\nMESSAGE user \"\"\"two\nlines\"\"\"\nSYSTEM \" spaced \"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create("m", mf, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.Get("m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Parsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Strings("stop")[0] != "\n\n" || got.Messages[0].Content != "two\nlines" || got.System != " spaced " {
+		t.Errorf("stored %#v", got)
 	}
 }
