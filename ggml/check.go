@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strconv"
@@ -52,24 +53,45 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	arch, err := Key[string](f, "general.architecture")
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// OpenReader is Open for GGUF bytes that are not a file of their own; see Read.
+func OpenReader(name string, r io.ReaderAt, size int64) (*File, error) {
+	f, err := Read(name, r, size)
 	if err != nil {
 		return nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// check runs the checks of Open that follow the structural ones of ReadFile.
+func (f *File) check() error {
+	path := f.Path
+	arch, err := Key[string](f, "general.architecture")
+	if err != nil {
+		return err
 	}
 	archMu.RLock()
 	check, ok := architectures[arch]
 	archMu.RUnlock()
 	if !ok {
-		return nil, fileErr(path, "general.architecture", "", ErrArchitecture,
+		return fileErr(path, "general.architecture", "", ErrArchitecture,
 			"%q is not an architecture toklip runs (known: %s)", arch, strings.Join(Architectures(), ", "))
 	}
 	if err := f.checkPlacement(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := check(f); err != nil {
-		return nil, err
+		return err
 	}
-	return f, nil
+	return nil
 }
 
 // Key returns the value of a metadata key, which must be present and of type T.

@@ -104,6 +104,7 @@ type File struct {
 	Size       int64          // the file's size in bytes
 
 	byName map[string]int
+	src    io.ReaderAt // where tensor data is read from when the file did not come from Path
 }
 
 // ReadFile reads and checks the header of the GGUF file at path. It reads no tensor data.
@@ -123,6 +124,21 @@ func ReadFile(path string) (*File, error) {
 	return decode(path, f, st.Size())
 }
 
+// Read is ReadFile for GGUF bytes that are not a file of their own (a blob in memory or inside
+// another container): r holds size bytes, and name stands for the file in errors. The File
+// keeps r to read tensor data from.
+func Read(name string, r io.ReaderAt, size int64) (*File, error) {
+	if size < 0 {
+		return nil, fileErr(name, "", "", ErrFormat, "size %d is negative", size)
+	}
+	f, err := decode(name, io.NewSectionReader(r, 0, size), size)
+	if err != nil {
+		return nil, err
+	}
+	f.src = r
+	return f, nil
+}
+
 // Tensor returns the tensor with the given name.
 func (f *File) Tensor(name string) (TensorInfo, bool) {
 	i, ok := f.byName[name]
@@ -140,35 +156,41 @@ func (f *File) Architecture() string {
 
 // reader reads little-endian GGUF values and knows how many bytes the file has left, so that
 // no claimed length is believed before it is checked against what can actually follow.
+//
+// What reading a header allocates must stay proportional to the bytes the header has (the
+// fuzz test FuzzReadGGUF holds it to a small multiple): values are decoded straight from
+// bufio's buffer (next), arrays into typed slices without boxing each element in an interface,
+// and a string is copied once, from the buffer into its string.
 type reader struct {
 	r    *bufio.Reader
 	pos  int64
 	size int64
 	path string
-	buf  [8]byte
 }
 
 func (r *reader) remaining() int64 { return r.size - r.pos }
 
-func (r *reader) read(n int) ([]byte, error) {
+func (r *reader) truncated() error {
+	return fileErr(r.path, "", "", ErrTruncated, "file ends at byte %d, inside the header", r.size)
+}
+
+// next returns the next n bytes, n at most the buffer's size; they are valid until the next
+// call of any reader method.
+func (r *reader) next(n int) ([]byte, error) {
 	if int64(n) > r.remaining() {
-		return nil, fileErr(r.path, "", "", ErrTruncated, "file ends at byte %d, inside the header", r.size)
+		return nil, r.truncated()
 	}
-	var b []byte
-	if n <= len(r.buf) {
-		b = r.buf[:n]
-	} else {
-		b = make([]byte, n)
-	}
-	if _, err := io.ReadFull(r.r, b); err != nil {
+	b, err := r.r.Peek(n)
+	if err != nil {
 		return nil, fileErr(r.path, "", "", ErrTruncated, "reading header at byte %d: %v", r.pos, err)
 	}
+	r.r.Discard(n) // cannot fail: Peek has buffered n bytes; it leaves them in place
 	r.pos += int64(n)
 	return b, nil
 }
 
 func (r *reader) u32() (uint32, error) {
-	b, err := r.read(4)
+	b, err := r.next(4)
 	if err != nil {
 		return 0, err
 	}
@@ -176,7 +198,7 @@ func (r *reader) u32() (uint32, error) {
 }
 
 func (r *reader) u64() (uint64, error) {
-	b, err := r.read(8)
+	b, err := r.next(8)
 	if err != nil {
 		return 0, err
 	}
@@ -194,15 +216,22 @@ func (r *reader) str(limit int) (string, error) {
 	if int64(n) > r.remaining() {
 		return "", fileErr(r.path, "", "", ErrTruncated, "string of %d bytes runs past the end of the file", n)
 	}
-	b, err := r.read(int(n))
-	if err != nil {
-		return "", err
+	if int(n) <= r.r.Size() {
+		b, err := r.next(int(n))
+		return string(b), err
 	}
+	// Longer than the buffer (a chat template, a merges blob): its bytes are in the file.
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		return "", fileErr(r.path, "", "", ErrTruncated, "reading header at byte %d: %v", r.pos, err)
+	}
+	r.pos += int64(n)
 	return string(b), nil
 }
 
 func decode(path string, rd io.Reader, size int64) (*File, error) {
-	r := &reader{r: bufio.NewReaderSize(rd, 1<<16), size: size, path: path}
+	// A buffer no larger than the file: a tiny header must not cost 64 KiB.
+	r := &reader{r: bufio.NewReaderSize(rd, int(min(size, 1<<16))), size: size, path: path}
 	if size < 4 {
 		return nil, fileErr(path, "", "", ErrTruncated, "file has %d bytes, too short for a GGUF header", size)
 	}
@@ -259,7 +288,9 @@ func decode(path string, rd io.Reader, size int64) (*File, error) {
 	if nTensors > maxTensors || nTensors > uint64(r.remaining()/33) {
 		return nil, fileErr(path, "", "", ErrLimit, "header claims %d tensors, more than the file can hold", nTensors)
 	}
+	// Both are sized by a count just checked against the bytes left: 33 bytes per tensor.
 	f.byName = make(map[string]int, nTensors)
+	f.Tensors = make([]TensorInfo, 0, nTensors)
 	for range nTensors {
 		t, err := r.tensorInfo()
 		if err != nil {
@@ -332,26 +363,32 @@ func (r *reader) tensorInfo() (TensorInfo, error) {
 }
 
 // checkLayout makes sure every tensor's bytes lie inside the file, aligned, without overlap.
+// Offsets and sizes come from the file and may be anything up to 2^64: every sum is compared
+// against what is left rather than computed, so that nothing wraps around.
 func (f *File) checkLayout(alignment uint64) error {
-	type span struct {
-		start, end uint64
-		name       string
-	}
-	spans := make([]span, len(f.Tensors))
-	for i, t := range f.Tensors {
+	data := uint64(max(f.Size-f.DataOffset, 0)) // bytes in the data section
+	for _, t := range f.Tensors {
 		if t.Offset%alignment != 0 {
-			return fileErr(f.Path, "", t.Name, ErrFormat, "data offset %d is not aligned to %d bytes", t.Offset, alignment)
+			return fileErr(f.Path, "", t.Name, ErrFormat, "data offset %d is not a multiple of the alignment, %d bytes", t.Offset, alignment)
 		}
-		end := uint64(f.DataOffset) + t.Offset + t.Bytes()
-		if t.Offset > math.MaxInt64 || end > uint64(f.Size) || end < t.Offset {
-			return fileErr(f.Path, "", t.Name, ErrTruncated, "data ends at byte %d but the file has %d bytes", end, f.Size)
+		if t.Offset >= data {
+			return fileErr(f.Path, "", t.Name, ErrTruncated, "data offset %d is past the end of the file (%d bytes, data from byte %d)", t.Offset, f.Size, f.DataOffset)
 		}
-		spans[i] = span{t.Offset, t.Offset + t.Bytes(), t.Name}
+		if t.Bytes() > data-t.Offset {
+			return fileErr(f.Path, "", t.Name, ErrTruncated, "%d bytes of data at offset %d run past the end of the file (%d bytes, data from byte %d)", t.Bytes(), t.Offset, f.Size, f.DataOffset)
+		}
 	}
-	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
-	for i := 1; i < len(spans); i++ {
-		if spans[i].start < spans[i-1].end {
-			return fileErr(f.Path, "", spans[i].name, ErrFormat, "data overlaps tensor %q", spans[i-1].name)
+	// Sorted by offset, each tensor must end before the next starts. The order is kept in 4
+	// bytes per tensor rather than a copy of the table (maxTensors fits an int32).
+	order := make([]int32, len(f.Tensors))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(f.Tensors[a].Offset, f.Tensors[b].Offset) })
+	for i := 1; i < len(order); i++ {
+		prev, t := f.Tensors[order[i-1]], f.Tensors[order[i]]
+		if t.Offset < prev.Offset+prev.Bytes() {
+			return fileErr(f.Path, "", t.Name, ErrFormat, "data at offset %d overlaps tensor %q (offset %d, %d bytes)", t.Offset, prev.Name, prev.Offset, prev.Bytes())
 		}
 	}
 	return nil
@@ -361,56 +398,28 @@ func (f *File) checkLayout(alignment uint64) error {
 // ollama's decoder does not read them.
 func (r *reader) value(t uint32, allowArray bool) (any, error) {
 	switch t {
-	case typeUint8, typeInt8, typeBool:
-		b, err := r.read(1)
-		if err != nil {
-			return nil, err
-		}
-		switch t {
-		case typeUint8:
-			return b[0], nil
-		case typeInt8:
-			return int8(b[0]), nil
-		default:
-			if b[0] > 1 {
-				return nil, fileErr(r.path, "", "", ErrFormat, "bool value %d is neither 0 nor 1", b[0])
-			}
-			return b[0] == 1, nil
-		}
-	case typeUint16, typeInt16:
-		b, err := r.read(2)
-		if err != nil {
-			return nil, err
-		}
-		v := binary.LittleEndian.Uint16(b)
-		if t == typeInt16 {
-			return int16(v), nil
-		}
-		return v, nil
-	case typeUint32, typeInt32, typeFloat32:
-		v, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		switch t {
-		case typeInt32:
-			return int32(v), nil
-		case typeFloat32:
-			return math.Float32frombits(v), nil
-		}
-		return v, nil
-	case typeUint64, typeInt64, typeFloat64:
-		v, err := r.u64()
-		if err != nil {
-			return nil, err
-		}
-		switch t {
-		case typeInt64:
-			return int64(v), nil
-		case typeFloat64:
-			return math.Float64frombits(v), nil
-		}
-		return v, nil
+	case typeUint8:
+		return scalar(r, 1, decodeU8)
+	case typeInt8:
+		return scalar(r, 1, decodeI8)
+	case typeBool:
+		return scalar(r, 1, r.decodeBool)
+	case typeUint16:
+		return scalar(r, 2, decodeU16)
+	case typeInt16:
+		return scalar(r, 2, decodeI16)
+	case typeUint32:
+		return scalar(r, 4, decodeU32)
+	case typeInt32:
+		return scalar(r, 4, decodeI32)
+	case typeFloat32:
+		return scalar(r, 4, decodeF32)
+	case typeUint64:
+		return scalar(r, 8, decodeU64)
+	case typeInt64:
+		return scalar(r, 8, decodeI64)
+	case typeFloat64:
+		return scalar(r, 8, decodeF64)
 	case typeString:
 		return r.str(maxStringLength)
 	case typeArray:
@@ -422,6 +431,45 @@ func (r *reader) value(t uint32, allowArray bool) (any, error) {
 	return nil, fileErr(r.path, "", "", ErrFormat, "unknown value type %d", t)
 }
 
+// Decoders of the fixed-size value types, from exactly their size in bytes.
+func decodeU8(b []byte) (uint8, error)   { return b[0], nil }
+func decodeI8(b []byte) (int8, error)    { return int8(b[0]), nil }
+func decodeU16(b []byte) (uint16, error) { return binary.LittleEndian.Uint16(b), nil }
+func decodeI16(b []byte) (int16, error)  { return int16(binary.LittleEndian.Uint16(b)), nil }
+func decodeU32(b []byte) (uint32, error) { return binary.LittleEndian.Uint32(b), nil }
+func decodeI32(b []byte) (int32, error)  { return int32(binary.LittleEndian.Uint32(b)), nil }
+func decodeU64(b []byte) (uint64, error) { return binary.LittleEndian.Uint64(b), nil }
+func decodeI64(b []byte) (int64, error)  { return int64(binary.LittleEndian.Uint64(b)), nil }
+func decodeF32(b []byte) (float32, error) {
+	return math.Float32frombits(binary.LittleEndian.Uint32(b)), nil
+}
+func decodeF64(b []byte) (float64, error) {
+	return math.Float64frombits(binary.LittleEndian.Uint64(b)), nil
+}
+
+func (r *reader) decodeBool(b []byte) (bool, error) {
+	if b[0] > 1 {
+		return false, fileErr(r.path, "", "", ErrFormat, "bool value %d is neither 0 nor 1", b[0])
+	}
+	return b[0] == 1, nil
+}
+
+func scalar[T any](r *reader, size int, decode func([]byte) (T, error)) (any, error) {
+	b, err := r.next(size)
+	if err != nil {
+		return nil, err
+	}
+	v, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// elementSizes are the encoded sizes of array elements; a string takes at least its length.
+var elementSizes = map[uint32]uint64{typeUint8: 1, typeInt8: 1, typeBool: 1, typeUint16: 2, typeInt16: 2,
+	typeUint32: 4, typeInt32: 4, typeFloat32: 4, typeUint64: 8, typeInt64: 8, typeFloat64: 8, typeString: 8}
+
 func (r *reader) array() (any, error) {
 	et, err := r.u32()
 	if err != nil {
@@ -431,50 +479,58 @@ func (r *reader) array() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	minSize := map[uint32]uint64{typeUint8: 1, typeInt8: 1, typeBool: 1, typeUint16: 2, typeInt16: 2,
-		typeUint32: 4, typeInt32: 4, typeFloat32: 4, typeUint64: 8, typeInt64: 8, typeFloat64: 8, typeString: 8}[et]
-	if minSize == 0 {
+	size := elementSizes[et]
+	if size == 0 {
 		return nil, fileErr(r.path, "", "", ErrFormat, "array of unsupported element type %d", et)
 	}
-	if n > maxArrayLength || n*minSize > uint64(r.remaining()) {
+	// n is checked against the limit before it is multiplied, so the product cannot wrap.
+	if n > maxArrayLength || n*size > uint64(r.remaining()) {
 		return nil, fileErr(r.path, "", "", ErrLimit, "array claims %d elements, more than the file can hold", n)
 	}
 	switch et {
 	case typeString:
-		return readArray[string](r, et, n)
+		out := make([]string, n)
+		for i := range out {
+			if out[i], err = r.str(maxStringLength); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
 	case typeUint8:
-		return readArray[uint8](r, et, n)
+		return fixedArray(r, n, 1, decodeU8)
 	case typeInt8:
-		return readArray[int8](r, et, n)
+		return fixedArray(r, n, 1, decodeI8)
 	case typeBool:
-		return readArray[bool](r, et, n)
+		return fixedArray(r, n, 1, r.decodeBool)
 	case typeUint16:
-		return readArray[uint16](r, et, n)
+		return fixedArray(r, n, 2, decodeU16)
 	case typeInt16:
-		return readArray[int16](r, et, n)
+		return fixedArray(r, n, 2, decodeI16)
 	case typeUint32:
-		return readArray[uint32](r, et, n)
+		return fixedArray(r, n, 4, decodeU32)
 	case typeInt32:
-		return readArray[int32](r, et, n)
+		return fixedArray(r, n, 4, decodeI32)
 	case typeFloat32:
-		return readArray[float32](r, et, n)
+		return fixedArray(r, n, 4, decodeF32)
 	case typeUint64:
-		return readArray[uint64](r, et, n)
+		return fixedArray(r, n, 8, decodeU64)
 	case typeInt64:
-		return readArray[int64](r, et, n)
+		return fixedArray(r, n, 8, decodeI64)
 	default:
-		return readArray[float64](r, et, n)
+		return fixedArray(r, n, 8, decodeF64)
 	}
 }
 
-func readArray[T any](r *reader, et uint32, n uint64) ([]T, error) {
+func fixedArray[T any](r *reader, n uint64, size int, decode func([]byte) (T, error)) ([]T, error) {
 	out := make([]T, n)
 	for i := range out {
-		v, err := r.value(et, false)
+		b, err := r.next(size)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = v.(T)
+		if out[i], err = decode(b); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
