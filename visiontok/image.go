@@ -2,162 +2,152 @@ package visiontok
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	_ "image/gif"  // first frame
-	_ "image/jpeg" // EXIF orientation applied below
-	_ "image/png"
-
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/webp"
 )
 
-// Limits bound what DecodeImage accepts. Both are checked before any pixel is decoded: the byte
-// count on the input, the pixel count on the header, so that a small file that claims a huge
-// canvas (a decompression bomb) is refused instead of allocated.
+// Limits bound what DecodeImage accepts. All are checked on the file's header, before a pixel
+// is decoded or a buffer allocated, so that a small file claiming a huge or absurdly thin canvas
+// (a decompression bomb) is refused instead of allocated.
 type Limits struct {
 	MaxBytes  int64 // encoded size
 	MaxPixels int64 // width x height
+	MaxAspect int   // longer side / shorter side, at most
 }
 
-// DefaultLimits allow a 20 MiB file of up to 40 megapixels (a 7700 x 5200 photo).
-var DefaultLimits = Limits{MaxBytes: 20 << 20, MaxPixels: 40_000_000}
+// DefaultLimits allow a 20 MiB file of up to 40 megapixels (a 7700 x 5200 photo), no thinner
+// than 1:200 (a long screenshot is 1:20).
+var DefaultLimits = Limits{MaxBytes: 20 << 20, MaxPixels: 40_000_000, MaxAspect: 200}
 
 // ErrImage marks every error about an input image, for callers that answer with a 4xx.
 var ErrImage = errors.New("bad image")
 
-var formats = map[string]bool{"png": true, "jpeg": true, "gif": true, "webp": true, "bmp": true}
+// DecodeOptions are DecodeImage's settings; the zero value uses DefaultLimits and applies EXIF
+// orientation.
+type DecodeOptions struct {
+	Limits Limits
+	// IgnoreEXIF keeps the pixels as stored, as TokLIP's official pipeline does (PIL's open does
+	// not rotate). By default a JPEG, PNG or WebP with an EXIF orientation is turned upright first
+	// (ImageOps.exif_transpose), which is what a photo's owner sees.
+	IgnoreEXIF bool
+}
 
-// DecodeImage decodes a PNG, JPEG (applying its EXIF orientation), WebP, GIF (first frame) or BMP
-// image into 8-bit RGB, with transparent pixels composited on white.
-func DecodeImage(data []byte, limits Limits) (img *image.RGBA, err error) {
+// format is an accepted image format, known by its first bytes.
+type format string
+
+func sniff(data []byte) format {
+	switch {
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return "png"
+	case bytes.HasPrefix(data, []byte{0xFF, 0xD8, 0xFF}):
+		return "jpeg"
+	case bytes.HasPrefix(data, []byte("GIF87a")), bytes.HasPrefix(data, []byte("GIF89a")):
+		return "gif"
+	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
+		return "webp"
+	case bytes.HasPrefix(data, []byte("BM")):
+		return "bmp"
+	}
+	return ""
+}
+
+// header is what a format's decoder learns before it allocates: the size, and the bytes its
+// decode will hold at most (its own buffers and the Picture), which the decode budget reserves.
+type header struct {
+	width, height int
+	cost          int64
+}
+
+// DecodeImage decodes a PNG, JPEG, GIF (first frame), WebP or BMP file into the mode PIL opens
+// it in, with PIL's pixel values (JPEG through libjpeg-turbo with PIL's settings; the others are
+// lossless, or decoded and upsampled as libwebp does), and by default turned upright by its EXIF
+// orientation.
+func DecodeImage(ctx context.Context, data []byte, opts DecodeOptions) (*Picture, error) {
+	var pic *Picture
+	err := decodeWith(ctx, data, opts, 0, func(p *Picture) error { pic = p; return nil })
+	return pic, err
+}
+
+// decodeWith decodes data and gives the picture to use while the decode's memory is reserved;
+// cropSize, when known, adds what Crop's intermediate rows take.
+func decodeWith(ctx context.Context, data []byte, opts DecodeOptions, cropSize int64, use func(*Picture) error) (err error) {
+	limits := opts.Limits
+	if limits == (Limits{}) {
+		limits = DefaultLimits
+	}
 	if int64(len(data)) > limits.MaxBytes {
-		return nil, fmt.Errorf("%w: %d bytes is over the limit of %d", ErrImage, len(data), limits.MaxBytes)
+		return fmt.Errorf("%w: %d bytes is over the limit of %d", ErrImage, len(data), limits.MaxBytes)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	f := sniff(data)
+	if f == "" {
+		return fmt.Errorf("%w: not a PNG, JPEG, GIF, WebP or BMP image", ErrImage)
+	}
+	var hdr header
+	var decode func() (*Picture, error)
+	switch f {
+	case "png":
+		hdr, decode, err = readPNG(data)
+	case "jpeg":
+		hdr, decode, err = readJPEG(data)
+	case "gif":
+		hdr, decode, err = readGIF(data)
+	case "webp":
+		hdr, decode, err = readWebP(data)
+	case "bmp":
+		hdr, decode, err = readBMP(data)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: not a PNG, JPEG, WebP, GIF or BMP image: %v", ErrImage, err)
+		return fmt.Errorf("%w: %s: %v", ErrImage, f, err)
 	}
-	if !formats[format] {
-		return nil, fmt.Errorf("%w: format %s is not accepted (PNG, JPEG, WebP, GIF, BMP)", ErrImage, format)
+	if err := limits.check(hdr.width, hdr.height); err != nil {
+		return err
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > limits.MaxPixels {
-		return nil, fmt.Errorf("%w: %d x %d pixels is over the limit of %d", ErrImage, cfg.Width, cfg.Height, limits.MaxPixels)
+	o := 1
+	if !opts.IgnoreEXIF {
+		o = orientation(f, data)
 	}
+	cost := hdr.cost
+	w, h := int64(hdr.width), int64(hdr.height)
+	if o >= 5 { // turned a quarter: the sides swap
+		w, h = h, w
+	}
+	if o > 1 {
+		cost += hdr.cost // the turned copy
+	}
+	// Crop's horizontal pass keeps the input rows under the crop, cropSize wide (16 bytes a pixel
+	// covers every mode), reading one input row at a time.
+	cost += h*cropSize*16 + w*4
+	release, err := decodeBudget.reserve(ctx, cost)
+	if err != nil {
+		return err
+	}
+	defer release()
 	defer func() { // the decoders return errors on bad data; this guards against one that panics
 		if r := recover(); r != nil {
-			img, err = nil, fmt.Errorf("%w: decoding %s: %v", ErrImage, format, r)
+			err = fmt.Errorf("%w: decoding %s: %v", ErrImage, f, r)
 		}
 	}()
-	decoded, _, err := image.Decode(bytes.NewReader(data))
+	pic, err := decode()
 	if err != nil {
-		return nil, fmt.Errorf("%w: decoding %s: %v", ErrImage, format, err)
+		return fmt.Errorf("%w: decoding %s: %v", ErrImage, f, err)
 	}
-	rgb := onWhite(decoded)
-	if format == "jpeg" {
-		rgb = orient(rgb, exifOrientation(data))
+	if pic.Width != hdr.width || pic.Height != hdr.height {
+		return fmt.Errorf("%w: decoding %s: %d x %d pixels decoded, the header says %d x %d", ErrImage, f, pic.Width, pic.Height, hdr.width, hdr.height)
 	}
-	return rgb, nil
+	return use(pic.transpose(o))
 }
 
-// onWhite converts to opaque RGB, compositing on white: c*a + 255*(1-a) per channel.
-func onWhite(src image.Image) *image.RGBA {
-	b := src.Bounds()
-	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			c := color.NRGBAModel.Convert(src.At(x, y)).(color.NRGBA)
-			blend := func(v uint8) uint8 { return uint8((uint32(v)*uint32(c.A) + 255*(255-uint32(c.A)) + 127) / 255) }
-			dst.SetRGBA(x-b.Min.X, y-b.Min.Y, color.RGBA{blend(c.R), blend(c.G), blend(c.B), 255})
-		}
+func (l Limits) check(w, h int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("%w: %d x %d pixels: an image needs at least one pixel each way", ErrImage, w, h)
 	}
-	return dst
-}
-
-// exifOrientation reads the orientation tag (0x0112) of a JPEG's EXIF block; 1 when absent.
-func exifOrientation(jpeg []byte) int {
-	for i := 2; i+4 <= len(jpeg) && jpeg[i] == 0xFF; {
-		marker := jpeg[i+1]
-		size := int(binary.BigEndian.Uint16(jpeg[i+2:]))
-		if marker == 0xDA || size < 2 || i+2+size > len(jpeg) { // start of scan: no EXIF before the pixels
-			return 1
-		}
-		seg := jpeg[i+4 : i+2+size]
-		if marker == 0xE1 && bytes.HasPrefix(seg, []byte("Exif\x00\x00")) {
-			return tiffOrientation(seg[6:])
-		}
-		i += 2 + size
+	if int64(w)*int64(h) > l.MaxPixels {
+		return fmt.Errorf("%w: %d x %d pixels is over the limit of %d", ErrImage, w, h, l.MaxPixels)
 	}
-	return 1
-}
-
-func tiffOrientation(t []byte) int {
-	if len(t) < 8 {
-		return 1
+	long, short := max(w, h), min(w, h)
+	if l.MaxAspect > 0 && long > short*l.MaxAspect {
+		return fmt.Errorf("%w: %d x %d pixels is thinner than the limit of 1:%d", ErrImage, w, h, l.MaxAspect)
 	}
-	var bo binary.ByteOrder
-	switch string(t[:2]) {
-	case "II":
-		bo = binary.LittleEndian
-	case "MM":
-		bo = binary.BigEndian
-	default:
-		return 1
-	}
-	ifd := int(bo.Uint32(t[4:]))
-	if ifd+2 > len(t) {
-		return 1
-	}
-	n := int(bo.Uint16(t[ifd:]))
-	for e := 0; e < n; e++ {
-		off := ifd + 2 + 12*e
-		if off+12 > len(t) {
-			return 1
-		}
-		if bo.Uint16(t[off:]) == 0x0112 && bo.Uint16(t[off+2:]) == 3 { // orientation, a SHORT
-			if v := int(bo.Uint16(t[off+8:])); v >= 1 && v <= 8 {
-				return v
-			}
-		}
-	}
-	return 1
-}
-
-// orient applies an EXIF orientation, so that the image is the right way up.
-func orient(src *image.RGBA, o int) *image.RGBA {
-	if o <= 1 || o > 8 {
-		return src
-	}
-	w, h := src.Bounds().Dx(), src.Bounds().Dy()
-	dw, dh := w, h
-	if o >= 5 { // transposing orientations swap the sides
-		dw, dh = h, w
-	}
-	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	for y := range h {
-		for x := range w {
-			var dx, dy int
-			switch o {
-			case 2: // mirrored horizontally
-				dx, dy = w-1-x, y
-			case 3: // rotated 180
-				dx, dy = w-1-x, h-1-y
-			case 4: // mirrored vertically
-				dx, dy = x, h-1-y
-			case 5: // transposed
-				dx, dy = y, x
-			case 6: // stored rotated 90 counter-clockwise: rotate 90 clockwise
-				dx, dy = h-1-y, x
-			case 7: // transversed
-				dx, dy = h-1-y, w-1-x
-			case 8: // stored rotated 90 clockwise: rotate 90 counter-clockwise
-				dx, dy = y, w-1-x
-			}
-			dst.SetRGBA(dx, dy, src.RGBAAt(x, y))
-		}
-	}
-	return dst
+	return nil
 }

@@ -2,6 +2,7 @@ package visiontok_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -10,6 +11,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -50,11 +52,11 @@ func near(a, b color.RGBA, tol int) bool {
 
 func decode(t *testing.T, data []byte) *image.RGBA {
 	t.Helper()
-	img, err := visiontok.DecodeImage(data, visiontok.DefaultLimits)
+	pic, err := visiontok.DecodeImage(context.Background(), data, visiontok.DecodeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return img
+	return pic.RGB()
 }
 
 func TestFormats(t *testing.T) {
@@ -95,18 +97,27 @@ func TestGIFFirstFrame(t *testing.T) {
 	}
 }
 
-func TestAlphaOnWhite(t *testing.T) {
-	img := image.NewNRGBA(image.Rect(0, 0, 2, 1))
-	img.SetNRGBA(0, 0, color.NRGBA{255, 0, 0, 128}) // half-transparent red
-	img.SetNRGBA(1, 0, color.NRGBA{0, 0, 255, 0})   // fully transparent
-	var buf bytes.Buffer
-	png.Encode(&buf, img)
-	got := decode(t, buf.Bytes())
-	if p := got.RGBAAt(0, 0); !near(p, color.RGBA{255, 127, 127, 255}, 1) {
-		t.Errorf("half-transparent red on white = %v", p)
-	}
-	if p := got.RGBAAt(1, 0); p != (color.RGBA{255, 255, 255, 255}) {
-		t.Errorf("a transparent pixel = %v, want white", p)
+// TokLIP's transform converts to RGB after the resize: a transparent pixel keeps its colour when
+// the image needs no resize (alpha is dropped) and turns black when it is resized (PIL resizes
+// RGBA premultiplied).
+func TestAlphaAsTheOfficialPipelineSeesIt(t *testing.T) {
+	for _, c := range []struct {
+		size int
+		want color.RGBA
+	}{{8, color.RGBA{255, 0, 0, 255}}, {4, color.RGBA{0, 0, 0, 255}}} {
+		img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+		for i := 0; i < len(img.Pix); i += 4 {
+			copy(img.Pix[i:], []uint8{255, 0, 0, 0}) // red, fully transparent
+		}
+		var buf bytes.Buffer
+		png.Encode(&buf, img)
+		crop, err := visiontok.CropImage(context.Background(), buf.Bytes(), visiontok.DecodeOptions{}, c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := crop.RGBAAt(1, 1); got != c.want {
+			t.Errorf("8x8 transparent red cropped to %d: %v, want %v", c.size, got, c.want)
+		}
 	}
 }
 
@@ -132,6 +143,14 @@ func withOrientation(jpg []byte, o uint16, bigEndian bool) []byte {
 }
 
 func TestJPEGOrientation(t *testing.T) {
+	var stored bytes.Buffer
+	if err := jpeg.Encode(&stored, pattern(40, 20), &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	pic, err := visiontok.DecodeImage(context.Background(), withOrientation(stored.Bytes(), 6, false), visiontok.DecodeOptions{IgnoreEXIF: true})
+	if err != nil || pic.Width != 40 || pic.Height != 20 {
+		t.Fatalf("orientation 6 ignored: %v, %v", pic, err)
+	}
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, pattern(40, 20), &jpeg.Options{Quality: 95}); err != nil {
 		t.Fatal(err)
@@ -190,20 +209,72 @@ func TestBadImages(t *testing.T) {
 		{"too many bytes", good.Bytes(), visiontok.Limits{MaxBytes: 100, MaxPixels: 1 << 30}, "over the limit of 100"},
 		{"decompression bomb", pngHeader(100000, 100000), visiontok.DefaultLimits, "100000 x 100000 pixels"},
 		{"too many pixels", good.Bytes(), visiontok.Limits{MaxBytes: 1 << 30, MaxPixels: 1000}, "64 x 64 pixels"},
-		{"truncated", good.Bytes()[:good.Len()/2], visiontok.DefaultLimits, "decoding png"},
+		{"too thin", pngHeader(1000000, 1), visiontok.DefaultLimits, "thinner than the limit of 1:200"},
+		{"truncated", good.Bytes()[:good.Len()/2], visiontok.DefaultLimits, "truncated"},
 		{"not an image", []byte("hello, world"), visiontok.DefaultLimits, "not a PNG, JPEG"},
 		{"empty", nil, visiontok.DefaultLimits, "not a PNG, JPEG"},
-		{"zero pixels", pngHeader(0, 10), visiontok.DefaultLimits, ""},
-		{"tiff", tiff, visiontok.DefaultLimits, ""},
+		{"zero pixels", pngHeader(0, 10), visiontok.DefaultLimits, "0 x 10 pixels"},
+		{"tiff", tiff, visiontok.DefaultLimits, "not a PNG, JPEG"},
+		{"truncated jpeg", truncatedJPEG(t), visiontok.DefaultLimits, "truncated"},
+		{"animated webp", []byte("RIFF\x16\x00\x00\x00WEBPVP8X\x0a\x00\x00\x00\x02\x00\x00\x00\x07\x00\x00\x07\x00\x00"), visiontok.DefaultLimits, "animated WebP"},
+		{"rle bmp", rleBMP(), visiontok.DefaultLimits, "run-length"},
 	}
 	for _, c := range cases {
-		img, err := visiontok.DecodeImage(c.data, c.limits)
-		if err == nil || img != nil {
+		pic, err := visiontok.DecodeImage(context.Background(), c.data, visiontok.DecodeOptions{Limits: c.limits})
+		if err == nil || pic != nil {
 			t.Errorf("%s: accepted", c.name)
 			continue
 		}
 		if !errors.Is(err, visiontok.ErrImage) || !strings.Contains(err.Error(), c.mention) {
 			t.Errorf("%s: error %q, want ErrImage mentioning %q", c.name, err, c.mention)
 		}
+	}
+}
+
+func truncatedJPEG(t *testing.T) []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, pattern(64, 64), nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()[:buf.Len()-40] // inside the scan
+}
+
+// rleBMP is the header of an 8-bit run-length compressed BMP.
+func rleBMP() []byte {
+	b := make([]byte, 54+1024+16)
+	copy(b, "BM")
+	binary.LittleEndian.PutUint32(b[10:], 54+1024)
+	binary.LittleEndian.PutUint32(b[14:], 40)
+	binary.LittleEndian.PutUint32(b[18:], 4)
+	binary.LittleEndian.PutUint32(b[22:], 4)
+	binary.LittleEndian.PutUint16(b[26:], 1)
+	binary.LittleEndian.PutUint16(b[28:], 8)
+	binary.LittleEndian.PutUint32(b[30:], 1) // BI_RLE8
+	return b
+}
+
+// A PNG of 1,000,000 x 1 pixels once made the server allocate a 256,000,000-pixel resize and die.
+// With the aspect limit off, its crop costs no more than its crop.
+func TestThinImageCropsWithinItsCrop(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 1_000_000, 1))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i / 4 % 251)
+	}
+	var buf bytes.Buffer
+	png.Encode(&buf, img)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	crop, err := visiontok.CropImage(context.Background(), buf.Bytes(), visiontok.DecodeOptions{
+		Limits: visiontok.Limits{MaxBytes: 1 << 30, MaxPixels: 1 << 30}}, 256)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if crop.Bounds().Dx() != 256 || crop.Bounds().Dy() != 256 {
+		t.Fatalf("crop %v", crop.Bounds())
+	}
+	// The decoded image is 4 MB (Go's) + 3 MB (the picture); the crop 256 KB.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 32<<20 {
+		t.Errorf("a 1,000,000 x 1 image allocated %d MB to crop", n>>20)
 	}
 }

@@ -1,8 +1,9 @@
 // Package visiontok is TokLIP on GGML: images in as VQ ids and semantic features, VQ ids out as
 // pixels, and text in the same embedding space as images.
 //
-// A request's path: DecodeImage (format, size limits, EXIF, alpha) -> Preprocess (PIL's bicubic
-// resize of the shorter side, center crop, [-1, 1]) -> Vision.EncodeIDs (LlamaGen VQ encoder,
+// A request's path: DecodeImage (format, size limits, the mode PIL opens the file in, EXIF) ->
+// Preprocess (PIL's resize of the shorter side in that mode, center crop, conversion to RGB,
+// [-1, 1]: bit-exact with the official PIL + torchvision pipeline) -> Vision.EncodeIDs (LlamaGen VQ encoder,
 // then the quantizer in Go: cosine argmax against the l2-normalized codebook) -> Vision.Features
 // (the causal ViT: per-token features and the attention-pooled embedding). Generation runs the
 // other way: Vision.NewStream gives the features of ids one at a time, and Vision.Decode turns
@@ -27,7 +28,7 @@ import (
 type Options struct {
 	ggml.Options
 	Streams int    // incremental encoders that can run at once (KV-cache sequences); default 1
-	Limits  Limits // for DecodeImage; default DefaultLimits
+	Decode  DecodeOptions // limits (default DefaultLimits) and EXIF handling of input images
 }
 
 // Vision is a loaded TokLIP model. Its methods are safe for concurrent use; computations run one
@@ -58,8 +59,8 @@ func Load(ctx context.Context, path string, opts Options) (*Vision, error) {
 	if opts.Streams <= 0 {
 		opts.Streams = 1
 	}
-	if opts.Limits == (Limits{}) {
-		opts.Limits = DefaultLimits
+	if opts.Decode.Limits == (Limits{}) {
+		opts.Decode.Limits = DefaultLimits
 	}
 	v := &Vision{model: vm, file: f, cfg: vm.cfg, opts: opts, streams: make([]bool, opts.Streams)}
 	if vm.cfg.Text.Depth > 0 {
@@ -92,7 +93,7 @@ func (v *Vision) Close() {
 func (v *Vision) Config() Config { return v.cfg }
 
 // Limits are the image limits DecodeImage is given by this model's users.
-func (v *Vision) Limits() Limits { return v.opts.Limits }
+func (v *Vision) Limits() Limits { return v.opts.Decode.Limits }
 
 // compute builds a graph with build, computes it, and returns its output's values.
 func (v *Vision) compute(build func(ctx ml.Context) ml.Tensor) (out []float32, err error) {
@@ -139,13 +140,15 @@ func normalize(x []float32) {
 	}
 }
 
-// Image decodes image bytes with the model's limits and preprocesses them for the model.
+// Image decodes image bytes with the model's decode options and preprocesses them for the model.
+// It waits while other decodes hold the process's decode memory budget (they finish in bounded
+// time).
 func (v *Vision) Image(data []byte) ([]float32, error) {
-	img, err := DecodeImage(data, v.opts.Limits)
+	crop, err := CropImage(context.Background(), data, v.opts.Decode, v.cfg.ImageSize)
 	if err != nil {
 		return nil, err
 	}
-	return Preprocess(img, v.cfg.ImageSize), nil
+	return Planes(crop), nil
 }
 
 // EncodeIDs runs the VQ encoder on preprocessed pixels (Preprocess) and quantizes: the ids of
