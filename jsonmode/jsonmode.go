@@ -44,6 +44,11 @@ type State struct {
 	compact    bool   // no whitespace outside strings
 }
 
+// MaxDepth is the deepest nesting of arrays and objects that a State accepts: encoding/json's
+// limit (its decoder refuses the 10001st open bracket), so that every text accepted is one that
+// Go decodes, and a bound on a State's size, which grows with the depth.
+const MaxDepth = 10000
+
 // NewObject is the state before a text whose top-level value must be an object.
 func NewObject() State { return State{objectOnly: true} }
 
@@ -186,6 +191,9 @@ func (s *State) startValue(c byte) bool {
 	if c == ']' && s.empty && s.top() == '[' {
 		s.pop()
 		return true
+	}
+	if (c == '{' || c == '[') && len(s.stack) >= MaxDepth {
+		return false
 	}
 	s.empty = false
 	switch {
