@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
-
-	"golang.org/x/text/unicode/norm"
 )
 
 // Kind is the tokenization algorithm of a vocabulary.
@@ -125,8 +123,8 @@ func (t *Tokenizer) encodeSegment(out []int32, s string, first bool) []int32 {
 	if t.kind == SentencePieceBPE {
 		return t.encodeSentencePiece(out, s, first)
 	}
-	if t.nfc && !norm.NFC.IsNormalString(s) {
-		s = norm.NFC.String(s)
+	if t.nfc {
+		s = NFC(s)
 	}
 	t.split.split(s, func(word string) {
 		out = append(out, t.encodeWord(word)...)
