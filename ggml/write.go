@@ -77,8 +77,14 @@ func encode(typ TensorType, shape []uint64, values []float32) []byte {
 
 // DecodeFloats converts a tensor's encoded bytes back to float32.
 func DecodeFloats(typ TensorType, data []byte, elements uint64) ([]float32, error) {
+	if !slices.Contains(supportedTypes, typ) {
+		return nil, fmt.Errorf("decode: type %s is not supported", typ)
+	}
 	if uint64(len(data)) != elements/typ.BlockSize()*typ.TypeSize() || elements%typ.BlockSize() != 0 {
 		return nil, fmt.Errorf("decode %s: %d bytes do not hold %d values", typ, len(data), elements)
+	}
+	if elements == 0 { // an empty tensor, which the formats allow; ggml's converter wants at least one block
+		return []float32{}, nil
 	}
 	if typ == TypeF32 {
 		out := make([]float32, elements)
@@ -86,9 +92,6 @@ func DecodeFloats(typ TensorType, data []byte, elements uint64) ([]float32, erro
 			out[i] = math.Float32frombits(uint32(data[4*i]) | uint32(data[4*i+1])<<8 | uint32(data[4*i+2])<<16 | uint32(data[4*i+3])<<24)
 		}
 		return out, nil
-	}
-	if !slices.Contains(supportedTypes, typ) || elements == 0 {
-		return nil, fmt.Errorf("decode: type %s is not supported", typ)
 	}
 	return ggmlbackend.ConvertToF32(data, uint32(typ), elements), nil
 }

@@ -1,11 +1,13 @@
 package convert
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"slices"
 
@@ -17,7 +19,11 @@ import (
 // the one reader in our module graph (ollama's x/imagegen/safetensors) allocates whatever header
 // length a file claims and ignores short reads; this one checks every claim against the file.
 
-const maxHeader = 100 << 20 // the format's own limit on the JSON header
+const (
+	maxHeader   = 100 << 20 // the format's own limit on the JSON header
+	minEntry    = len(`"":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}`)
+	maxElements = 1 << 48   // as for GGUF: far beyond any real tensor, and its bytes fit an int64
+)
 
 type stTensor struct {
 	name   string
@@ -26,15 +32,7 @@ type stTensor struct {
 	file   string
 	offset int64 // absolute, in file
 	size   int64
-}
-
-// elements is the tensor's number of values.
-func (t stTensor) elements() uint64 {
-	n := uint64(1)
-	for _, d := range t.shape {
-		n *= d
-	}
-	return n
+	count  uint64 // values, the product of shape
 }
 
 var dtypeSizes = map[string]int64{"F32": 4, "F16": 2, "BF16": 2}
@@ -50,51 +48,139 @@ func readSafetensorsHeader(path string) ([]stTensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n uint64
-	if err := binary.Read(f, binary.LittleEndian, &n); err != nil {
-		return nil, fmt.Errorf("%s: reading header length: %w", path, err)
+	return readSafetensors(path, f, st.Size())
+}
+
+// stEntry is one tensor of the JSON header.
+type stEntry struct {
+	Dtype   string   `json:"dtype"`
+	Shape   []uint64 `json:"shape"`
+	Offsets []int64  `json:"data_offsets"`
+}
+
+// readSafetensors lists the tensors of a safetensors file of size bytes held in r; name stands
+// for the file in errors and is where the tensors' data is read from later. Every number of the
+// header is checked against the file before it is used: the header length against the bytes
+// present, each shape's product without overflow, and the data offsets as the format's
+// reference implementation (HuggingFace's safetensors) checks them: sorted by offset, the
+// tensors must tile the data section exactly, with no gap, no overlap, and nothing after.
+func readSafetensors(name string, r io.ReaderAt, size int64) ([]stTensor, error) {
+	var lenBuf [8]byte
+	if size < 8 {
+		return nil, fmt.Errorf("%s: file of %d bytes is too short for a safetensors header", name, size)
 	}
-	if n > maxHeader || int64(n) > st.Size()-8 {
-		return nil, fmt.Errorf("%s: header length %d is beyond the file or the format's limit", path, n)
+	if _, err := r.ReadAt(lenBuf[:], 0); err != nil {
+		return nil, fmt.Errorf("%s: reading header length: %w", name, err)
+	}
+	n := binary.LittleEndian.Uint64(lenBuf[:])
+	if n > maxHeader || n > uint64(size-8) {
+		return nil, fmt.Errorf("%s: header length %d is beyond the file (%d bytes) or the format's limit (%d)", name, n, size, maxHeader)
 	}
 	header := make([]byte, n)
-	if _, err := io.ReadFull(f, header); err != nil {
-		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	if _, err := r.ReadAt(header, 8); err != nil {
+		return nil, fmt.Errorf("%s: reading header: %w", name, err)
 	}
-	var entries map[string]json.RawMessage
-	if err := json.Unmarshal(header, &entries); err != nil {
-		return nil, fmt.Errorf("%s: header is not a JSON object: %w", path, err)
+	// The header is decoded one entry at a time, each checked before the next is read, rather
+	// than into a map first: a map of entries, each in a few bytes of JSON ("a":{}), costs
+	// twenty times the header's size before any of it is checked.
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("%s: header is not a safetensors JSON object", name)
 	}
 	dataStart := 8 + int64(n)
-	var out []stTensor
-	for name, raw := range entries {
-		if name == "__metadata__" {
+	data := size - dataStart // bytes in the data section
+	// The list is sized once, by the most entries the header can hold: an entry that passes its
+	// checks takes at least minEntry bytes of JSON. Grown by append instead, it would cost five
+	// times its final size (large slices grow by a quarter at a time).
+	out := make([]stTensor, 0, n/uint64(minEntry))
+	var e stEntry // reused: decoding keeps Offsets' array; Shape is new for each tensor, which keeps it
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%s: header is not a safetensors JSON object: %v", name, err)
+		}
+		key := tok.(string) // inside an object, Token returns keys as strings or fails
+		if key == "__metadata__" {
+			var meta map[string]string
+			if err := dec.Decode(&meta); err != nil {
+				return nil, fmt.Errorf("%s: __metadata__ is not an object of strings: %v", name, err)
+			}
 			continue
 		}
-		var e struct {
-			Dtype   string   `json:"dtype"`
-			Shape   []uint64 `json:"shape"`
-			Offsets []int64  `json:"data_offsets"`
+		e.Dtype, e.Shape, e.Offsets = "", nil, e.Offsets[:0]
+		if err := dec.Decode(&e); err != nil {
+			return nil, fmt.Errorf("%s: tensor %q: %v", name, key, err)
 		}
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("%s: tensor %q: %w", path, name, err)
+		t, err := checkEntry(name, key, e, data)
+		if err != nil {
+			return nil, err
 		}
-		t := stTensor{name: name, dtype: e.Dtype, shape: e.Shape, file: path}
-		size, ok := dtypeSizes[e.Dtype]
-		if !ok {
-			return nil, fmt.Errorf("%s: tensor %q: dtype %s is not supported (F32, F16, BF16)", path, name, e.Dtype)
-		}
-		if len(e.Offsets) != 2 || e.Offsets[0] < 0 || e.Offsets[1] < e.Offsets[0] || dataStart+e.Offsets[1] > st.Size() {
-			return nil, fmt.Errorf("%s: tensor %q: data offsets %v lie outside the file", path, name, e.Offsets)
-		}
-		if want := int64(t.elements()) * size; e.Offsets[1]-e.Offsets[0] != want || len(e.Shape) == 0 {
-			return nil, fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, the file gives %d", path, name, e.Shape, e.Dtype, want, e.Offsets[1]-e.Offsets[0])
-		}
-		t.offset, t.size = dataStart+e.Offsets[0], e.Offsets[1]-e.Offsets[0]
+		t.offset += dataStart
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(a, b stTensor) int { return cmp.Compare(a.offset, b.offset) })
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, fmt.Errorf("%s: header is not a safetensors JSON object", name)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s: header has more after its JSON object", name)
+	}
+	slices.SortFunc(out, func(a, b stTensor) int { return cmp.Compare(a.name, b.name) })
+	for i := 1; i < len(out); i++ {
+		if out[i].name == out[i-1].name {
+			return nil, fmt.Errorf("%s: tensor %q appears twice in the header", name, out[i].name)
+		}
+	}
+	slices.SortFunc(out, func(a, b stTensor) int { return cmp.Or(cmp.Compare(a.offset, b.offset), cmp.Compare(a.size, b.size)) })
+	end := dataStart
+	for i, t := range out {
+		if t.offset != end {
+			prev := "the header"
+			if i > 0 {
+				prev = fmt.Sprintf("tensor %q", out[i-1].name)
+			}
+			return nil, fmt.Errorf("%s: tensor %q: data starts at byte %d, but %s ends at byte %d: the format allows no gaps or overlaps", name, t.name, t.offset, prev, end)
+		}
+		end += t.size
+	}
+	if end != size {
+		return nil, fmt.Errorf("%s: the tensors' data ends at byte %d but the file has %d bytes: the format allows nothing after it", name, end, size)
+	}
 	return out, nil
+}
+
+// checkEntry checks one tensor of the header against the data section's size; the offset it
+// returns is from the start of the data section.
+func checkEntry(name, key string, e stEntry, data int64) (stTensor, error) {
+	t := stTensor{name: key, shape: e.Shape, file: name}
+	dsize, ok := dtypeSizes[e.Dtype]
+	if !ok {
+		return t, fmt.Errorf("%s: tensor %q: dtype %q is not supported (F32, F16, BF16)", name, key, e.Dtype)
+	}
+	for known := range dtypeSizes {
+		if known == e.Dtype {
+			t.dtype = known // not the decoder's copy: one string for every tensor of a dtype
+		}
+	}
+	if len(e.Shape) == 0 {
+		return t, fmt.Errorf("%s: tensor %q is a scalar (shape []); model weights are tensors", name, key)
+	}
+	t.count = 1
+	for _, d := range e.Shape {
+		hi, lo := bits.Mul64(t.count, d)
+		if hi != 0 || lo > maxElements {
+			return t, fmt.Errorf("%s: tensor %q: shape %v holds more than %d values", name, key, e.Shape, uint64(maxElements))
+		}
+		t.count = lo
+	}
+	if len(e.Offsets) != 2 || e.Offsets[0] < 0 || e.Offsets[1] < e.Offsets[0] || e.Offsets[1] > data {
+		return t, fmt.Errorf("%s: tensor %q: data offsets %v lie outside the file (%d bytes of data)", name, key, e.Offsets, data)
+	}
+	// count <= 2^48 and dsize <= 4: the product fits an int64.
+	if want := int64(t.count) * dsize; e.Offsets[1]-e.Offsets[0] != want {
+		return t, fmt.Errorf("%s: tensor %q: shape %v of %s needs %d bytes, the file gives %d", name, key, e.Shape, e.Dtype, want, e.Offsets[1]-e.Offsets[0])
+	}
+	t.offset, t.size = e.Offsets[0], e.Offsets[1]-e.Offsets[0]
+	return t, nil
 }
 
 // readFloats reads a tensor's values as float32, in PyTorch (row-major) order.
@@ -104,10 +190,15 @@ func (t stTensor) readFloats() ([]float32, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data := make([]byte, t.size)
-	if _, err := f.ReadAt(data, t.offset); err != nil {
+	return t.readFloatsFrom(f)
+}
+
+// readFloatsFrom is readFloats from the file's bytes in r.
+func (t stTensor) readFloatsFrom(r io.ReaderAt) ([]float32, error) {
+	data := make([]byte, t.size) // checked to lie inside the file
+	if _, err := r.ReadAt(data, t.offset); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", t.file, t.name, err)
 	}
 	typ := map[string]ggml.TensorType{"F32": ggml.TypeF32, "F16": ggml.TypeF16, "BF16": ggml.TypeBF16}[t.dtype]
-	return ggml.DecodeFloats(typ, data, t.elements())
+	return ggml.DecodeFloats(typ, data, t.count)
 }
