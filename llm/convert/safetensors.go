@@ -22,7 +22,7 @@ import (
 const (
 	maxHeader   = 100 << 20 // the format's own limit on the JSON header
 	minEntry    = len(`"":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}`)
-	maxElements = 1 << 48   // as for GGUF: far beyond any real tensor, and its bytes fit an int64
+	maxElements = 1 << 48 // as for GGUF: far beyond any real tensor, and its bytes fit an int64
 )
 
 type stTensor struct {
