@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -225,6 +226,9 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	if err := opts.Sampler.Validate(); err != nil {
 		return nil, err
 	}
+	if err := e.Answerable(opts); err != nil {
+		return nil, err
+	}
 	p, err := e.BuildPrompt(msgs, true)
 	if err != nil {
 		return nil, err
@@ -343,6 +347,41 @@ func constrainJSON(l []float32, js jsonmode.State, pieces [][]byte, stops []int3
 			l[id] = float32(math.Inf(-1))
 		}
 	}
+}
+
+// ErrNothingToSample is returned for options under which no token could begin an answer.
+var ErrNothingToSample = errors.New("no token is left for the answer to begin with")
+
+// Answerable checks, before any work, that an answer could begin under opts: the first step's
+// masks (image ids, JSON) and logit_bias bans (-100 or below) leave at least one token.
+func (e *Engine) Answerable(opts ChatOptions) error {
+	cfg := e.lm.Config()
+	l := make([]float32, cfg.Vocab)
+	if it := cfg.Images; it.Enabled() {
+		sampler.Allow(l, 0, int(it.First))
+		if !opts.Images || e.vision == nil || opts.JSON {
+			l[it.Begin] = float32(math.Inf(-1))
+		}
+		l[it.End] = float32(math.Inf(-1))
+	}
+	if opts.JSON {
+		constrainJSON(l, jsonmode.NewObject().Compact(), e.tokenBytes(), e.stopTokens())
+	}
+	for id, b := range opts.Sampler.LogitBias {
+		if b <= -100 && id >= 0 && int(id) < len(l) {
+			l[id] = float32(math.Inf(-1))
+		}
+	}
+	for _, v := range l {
+		if !math.IsInf(float64(v), -1) {
+			return nil
+		}
+	}
+	why := "logit_bias bans every token the model could write"
+	if opts.JSON {
+		why = "logit_bias bans every token that could begin a JSON object"
+	}
+	return fmt.Errorf("%w: %s", ErrNothingToSample, why)
 }
 
 // tokenBytes is every token's text as bytes, made once per engine (for JSON answers).

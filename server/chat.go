@@ -127,6 +127,9 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	}
 	j.opts.Image.Sampler.Seed = j.opts.Sampler.Seed
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
+	if err := s.e.Answerable(j.opts); err != nil { // a request that can never be answered
+		return nil, err
+	}
 	// Last: the images are encoded here, the costly part, only for a request that is otherwise fine.
 	if j.msgs, err = s.messages(ctx, r.Messages); err != nil {
 		return nil, err

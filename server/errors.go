@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/sampler"
 	"github.com/toklip/toklip/visiontok"
 )
 
@@ -63,6 +64,10 @@ func toAPIError(err error) *apiError {
 		return withCode(invalid("messages", "%v", err), "context_length_exceeded")
 	case errors.Is(err, llm.ErrNoVision):
 		return invalid("", "%v", err)
+	case errors.Is(err, llm.ErrNothingToSample):
+		return withCode(invalid("logit_bias", "%v", err), "nothing_to_sample")
+	case errors.Is(err, sampler.ErrNoToken): // a later step: the bans and the JSON form leave nothing
+		return withCode(invalid("logit_bias", "the answer cannot go on: %v (logit_bias bans what it would need)", err), "nothing_to_sample")
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "the server failed to answer: " + err.Error()}
 }

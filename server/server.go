@@ -28,6 +28,11 @@ type Options struct {
 	Defaults     *modelfiles.Modelfile
 	APIKey       string // if set, every /v1 request must carry "Authorization: Bearer <key>"
 	MaxBodyBytes int64  // request body limit; default 32 MiB
+	// BodyTimeout is how long a client may take to send its body (default 60 s); the bodies being
+	// read or held take at most MaxBodyMemory bytes together (default 8 x MaxBodyBytes), and
+	// requests beyond it get 429.
+	BodyTimeout   time.Duration
+	MaxBodyMemory int64
 	MaxImages    int    // images per request; default 8
 	MaxN         int    // choices or images per request; default 8
 	MaxRunning   int    // requests answered at once (the engine batches them); default 4
@@ -47,6 +52,7 @@ type Server struct {
 	created int64
 	metrics *metrics
 	queue   *queue
+	bodies  *bodies     // request bodies: read whole before admission, within a byte budget
 	images  *imageStore // drawn images served by URL
 	fetch   *fetcher    // nil: image URLs are not fetched
 }
@@ -79,9 +85,15 @@ func NewLoading(opts Options) *Server {
 	if opts.FetchTimeout <= 0 {
 		opts.FetchTimeout = 10 * time.Second
 	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 60 * time.Second
+	}
+	if opts.MaxBodyMemory <= 0 {
+		opts.MaxBodyMemory = 8 * opts.MaxBodyBytes
+	}
 	m := newMetrics()
 	return &Server{opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
-		images: newImageStore(time.Hour, 256<<20)}
+		bodies: newBodies(opts.MaxBodyBytes, opts.MaxBodyMemory, opts.BodyTimeout), images: newImageStore(time.Hour, 256<<20)}
 }
 
 // Ready starts serving e. Call it once.
@@ -127,13 +139,21 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.GET("/metrics", s.metrics.handler())
 	r.GET("/images/:id", s.serveImage)
-	v1 := r.Group("/v1", s.authorize, s.whenReady, s.limitBody)
+	v1 := r.Group("/v1", s.authorize, s.whenReady)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)
-	v1.POST("/chat/completions", s.queue.admit, s.chat)
-	v1.POST("/images/generations", s.queue.admit, s.generateImages)
-	v1.POST("/embeddings", s.queue.admit, s.embeddings)
+	v1.POST("/chat/completions", s.readBody, s.queue.admit, s.chat)
+	v1.POST("/images/generations", s.readBody, s.queue.admit, s.generateImages)
+	v1.POST("/embeddings", s.readBody, s.queue.admit, s.embeddings)
 	return r
+}
+
+// HTTPServer is the http.Server to serve Handler with: headers within 10 s, idle connections
+// closed after 2 minutes, 64 KiB of headers at most. Bodies get their own deadline (readBody);
+// there is no whole-request or write timeout, since an answer may stream for minutes.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10}
 }
 
 func (s *Server) authorize(c *gin.Context) {
@@ -145,10 +165,6 @@ func (s *Server) authorize(c *gin.Context) {
 		abort(c, withCode(&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error",
 			Message: "a valid API key is required: send it as Authorization: Bearer <key>"}, "invalid_api_key"))
 	}
-}
-
-func (s *Server) limitBody(c *gin.Context) {
-	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes)
 }
 
 // checkModel refuses a request for another model than the one loaded.

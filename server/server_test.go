@@ -55,7 +55,7 @@ func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server
 		t.Fatal(err)
 	}
 	opts.Model = modelfiles.DemoName
-	srv := &http.Server{Handler: server.New(e, opts).Handler()}
+	srv := server.New(e, opts).HTTPServer()
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String(), e, srv

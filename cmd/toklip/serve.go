@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -59,7 +58,7 @@ func runServe(args []string, stdout io.Writer) error {
 	}
 	// Listening first: /health says 503 (loading) until the model is in, then 200.
 	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts})
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := s.HTTPServer()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
