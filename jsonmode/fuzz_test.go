@@ -20,7 +20,8 @@ import (
 //   - an accepted prefix can be finished: the completion derived from the State (closing what
 //     is open, as a sampler would be steered to) is accepted, makes the State Complete, and the
 //     whole is valid JSON of the kind, which encoding/json decodes;
-//   - the State stays bounded: its stack no deeper than MaxDepth, whatever the input.
+//   - the State stays bounded: its stack no deeper than MaxDepth, whatever the input (and its
+//     depth count right).
 func FuzzRecognizer(f *testing.F) {
 	for _, seed := range []string{
 		`{"a": [1, -2.5e+3, true, null, "x\u00e9\n"], "b": {}}`,
@@ -66,12 +67,15 @@ func checkKind(t *testing.T, k kind, data []byte) {
 		if !next.Feed(data[n : n+1]) {
 			break
 		}
-		if len(next.stack) > MaxDepth || len(next.lit) > 4 || next.mode > done {
-			t.Fatalf("%s: %.80q: state out of bounds after byte %d: depth %d, literal %q, mode %d", k.name, data, n, len(next.stack), next.lit, next.mode)
+		if next.depth < 0 || next.depth > MaxDepth || len(next.lit) > 4 || next.mode > done {
+			t.Fatalf("%s: %.80q: state out of bounds after byte %d: depth %d, literal %q, mode %d", k.name, data, n, next.depth, next.lit, next.mode)
 		}
 		s = next
 	}
 	p := data[:n]
+	if open := containers(s); len(open) != s.depth {
+		t.Fatalf("%s: %.200q: depth %d, but %d containers open", k.name, p, s.depth, len(open))
+	}
 	if ok, why := oracle(k, p); !ok {
 		t.Fatalf("%s: accepts %.200q, which %s", k.name, p, why)
 	}
@@ -200,7 +204,7 @@ func completion(s State) string {
 	switch s.mode {
 	case value:
 		switch {
-		case s.stack == "" && s.objectOnly:
+		case s.stack == nil && s.objectOnly:
 			b.WriteString("{}")
 		case s.top() == '[' && s.empty: // closed below
 		default:
@@ -227,8 +231,17 @@ func completion(s State) string {
 	case literal:
 		b.WriteString(s.lit)
 	}
-	for i := len(s.stack) - 1; i >= 0; i-- {
-		b.WriteByte(map[byte]byte{'{': '}', '[': ']'}[s.stack[i]])
+	for _, c := range containers(s) {
+		b.WriteByte(map[byte]byte{'{': '}', '[': ']'}[c])
 	}
 	return b.String()
+}
+
+// containers are s's open containers, innermost first.
+func containers(s State) []byte {
+	var out []byte
+	for f := s.stack; f != nil; f = f.outer {
+		out = append(out, f.open)
+	}
+	return out
 }

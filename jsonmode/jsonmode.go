@@ -34,7 +34,8 @@ const (
 // State is where a JSON text is so far. The zero value expects any JSON value; NewObject's
 // expects an object. States are values: copy one to try bytes without changing it.
 type State struct {
-	stack      string // the open containers, '{' or '[', innermost last
+	stack      *frame // the open containers, innermost first; nil at the top level
+	depth      int    // how many
 	mode       mode
 	sub        uint8  // number state, or hex digits left
 	lit        string // the rest of a literal
@@ -42,6 +43,15 @@ type State struct {
 	empty      bool   // the innermost container has no member yet
 	objectOnly bool   // the top-level value must be an object
 	compact    bool   // no whitespace outside strings
+}
+
+// frame is an open container in a State's stack. Frames are never changed once made, so that
+// copies of a State share their stacks: a copy costs a pointer, whatever the depth, and opening
+// or closing a container costs one small allocation or none (a string of the open brackets,
+// copied whole at each push, made a text nested n deep cost n*n/2 bytes to read).
+type frame struct {
+	open  byte // '{' or '['
+	outer *frame
 }
 
 // MaxDepth is the deepest nesting of arrays and objects that a State accepts: encoding/json's
@@ -61,7 +71,7 @@ func (s State) Compact() State {
 
 // Complete says whether the text so far is a whole JSON value (whitespace may follow).
 func (s State) Complete() bool {
-	return s.mode == done || s.mode == number && s.stack == "" && (s.sub == nZero || s.sub == nInt || s.sub == nFrac || s.sub == nExp)
+	return s.mode == done || s.mode == number && s.stack == nil && (s.sub == nZero || s.sub == nInt || s.sub == nFrac || s.sub == nExp)
 }
 
 // Feed reads bytes, and says whether the text is still a prefix of valid JSON. On false, the
@@ -80,7 +90,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func (s *State) ended() {
-	if s.stack == "" {
+	if s.stack == nil {
 		s.mode = done
 	} else {
 		s.mode = after
@@ -88,14 +98,20 @@ func (s *State) ended() {
 }
 
 func (s *State) top() byte {
-	if s.stack == "" {
+	if s.stack == nil {
 		return 0
 	}
-	return s.stack[len(s.stack)-1]
+	return s.stack.open
+}
+
+func (s *State) push(c byte) {
+	s.stack = &frame{c, s.stack}
+	s.depth++
 }
 
 func (s *State) pop() {
-	s.stack = s.stack[:len(s.stack)-1]
+	s.stack = s.stack.outer
+	s.depth--
 	s.empty = false
 	s.ended()
 }
@@ -185,23 +201,23 @@ func (s *State) startValue(c byte) bool {
 	if isSpace(c) {
 		return true
 	}
-	if s.objectOnly && s.stack == "" && c != '{' {
+	if s.objectOnly && s.stack == nil && c != '{' {
 		return false
 	}
 	if c == ']' && s.empty && s.top() == '[' {
 		s.pop()
 		return true
 	}
-	if (c == '{' || c == '[') && len(s.stack) >= MaxDepth {
+	if (c == '{' || c == '[') && s.depth >= MaxDepth {
 		return false
 	}
 	s.empty = false
 	switch {
 	case c == '{':
-		s.stack += "{"
+		s.push('{')
 		s.mode, s.empty = key, true
 	case c == '[':
-		s.stack += "["
+		s.push('[')
 		s.mode, s.empty = value, true
 	case c == '"':
 		s.mode, s.isKey = str, false

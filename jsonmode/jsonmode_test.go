@@ -60,6 +60,14 @@ func TestTable(t *testing.T) {
 	if p, done := accepts(NewObject().Compact(), `{"k k":[1,"a b"]}`); !p || !done {
 		t.Error("a compact state refuses whitespace inside strings")
 	}
+	// Nesting as deep as encoding/json reads, and no deeper.
+	deep := strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)
+	if p, done := accepts(State{}, deep); !p || !done || !json.Valid([]byte(deep)) {
+		t.Errorf("%d nested arrays: prefix %v complete %v", MaxDepth, p, done)
+	}
+	if p, _ := accepts(State{}, strings.Repeat("[", MaxDepth+1)); p || json.Valid([]byte("["+deep+"]")) {
+		t.Errorf("%d nested arrays accepted", MaxDepth+1)
+	}
 }
 
 // Against encoding/json: every prefix of a valid text is accepted and only the whole is complete
