@@ -63,7 +63,7 @@ func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, 
 // Parse reads a Modelfile. Every error names its line and says what is wrong.
 func Parse(r io.Reader) (*Modelfile, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Buffer(nil, 16<<20) // lines of up to 16 MB; the buffer grows from 4 KB (String parses each value it writes)
 	mf := &Modelfile{}
 	line := 0
 	for sc.Scan() {
