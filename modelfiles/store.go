@@ -30,9 +30,9 @@ import (
 // Model names are checked wherever they enter (create, copy, show, run, remove), so that no name
 // reaches outside the store's folders, and two names that differ only by case cannot both be
 // stored: on a case-insensitive file system (macOS, Windows) they would be one manifest file, each
-// create overwriting the other's model, while on Linux they would be two models. The store
-// behaves as on Linux everywhere, and as ollama does: names are case-sensitive when looked up, and
-// a name that differs only by case from a stored one is refused.
+// create overwriting the other's model, while on Linux they would be two models. So the store
+// behaves the same on both: create and copy refuse a name that differs only by case from a stored
+// one (as ollama's create does), and every other command finds a model by its exact name only.
 type Store struct {
 	Root string
 }
