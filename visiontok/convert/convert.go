@@ -12,6 +12,7 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ func Convert(src, out string, opts Options) error {
 }
 
 const (
+	maxLevels  = 8 // VQ encoder levels: LlamaGen's VQ-16 has 5 (downsampling 16)
 	vqPrefix   = "visual.trunk.vq."
 	codebook   = vqPrefix + "quantize.embedding.weight"
 	textPrefix = "text."
@@ -80,10 +82,16 @@ const (
 // inferConfig reads the model's shape from its tensors: the checkpoint holds no config.
 func inferConfig(src string, sd map[string]*tensorRef, opts Options) (visiontok.Config, error) {
 	var c visiontok.Config
+	// Every tensor read here is a matrix, a convolution or a position table: checked so, and
+	// non-empty, before its dimensions are indexed or divided by (a hostile checkpoint's
+	// shapes are only numbers from its pickle).
 	shape := func(k string) ([]int, error) {
 		t, ok := sd[k]
 		if !ok {
 			return nil, fmt.Errorf("%s: the checkpoint has no %q", src, k)
+		}
+		if len(t.shape) < 2 || slices.Contains(t.shape, 0) {
+			return nil, fmt.Errorf("%s: %q has shape %v; a TokLIP weight there has 2 or more dimensions, none empty", src, k, t.shape)
 		}
 		return t.shape, nil
 	}
@@ -110,6 +118,9 @@ func inferConfig(src string, sd map[string]*tensorRef, opts Options) (visiontok.
 	if levels == 0 || res == 0 {
 		return c, fmt.Errorf("%s: no VQ encoder levels (%sencoder.conv_blocks.N.res.M)", src, vqPrefix)
 	}
+	if levels > maxLevels {
+		return c, fmt.Errorf("%s: %d VQ encoder levels; LlamaGen's VQ-16 has 5, and toklip reads at most %d", src, levels, maxLevels)
+	}
 	c.ResBlocks = res
 	for l := range levels {
 		s, err := shape(fmt.Sprintf("%sencoder.conv_blocks.%d.res.0.conv1.weight", vqPrefix, l))
@@ -127,8 +138,11 @@ func inferConfig(src string, sd map[string]*tensorRef, opts Options) (visiontok.
 	if err != nil {
 		return c, err
 	}
+	if len(pos) != 3 {
+		return c, fmt.Errorf("%s: pos_embed %v is not a [1, tokens, width] table", src, pos)
+	}
 	grid := int(math.Round(math.Sqrt(float64(pos[1]))))
-	if len(pos) != 3 || grid*grid != pos[1] {
+	if grid*grid != pos[1] {
 		return c, fmt.Errorf("%s: pos_embed %v is not a square grid of tokens", src, pos)
 	}
 	c.Grid, c.Tokens, c.Width = grid, pos[1], pos[2]
@@ -143,9 +157,13 @@ func inferConfig(src string, sd map[string]*tensorRef, opts Options) (visiontok.
 		return c, fmt.Errorf("%s: width %d is not divisible into %d heads (set the heads option)", src, c.Width, c.Heads)
 	}
 
-	if emb, ok := sd[textPrefix+"token_embedding.weight"]; ok {
+	if _, ok := sd[textPrefix+"token_embedding.weight"]; ok {
+		emb, err := shape(textPrefix + "token_embedding.weight")
+		if err != nil {
+			return c, err
+		}
 		t := &c.Text
-		t.Vocab, t.Width = emb.shape[0], emb.shape[1]
+		t.Vocab, t.Width = emb[0], emb[1]
 		ctxShape, err := shape(textPrefix + "positional_embedding")
 		if err != nil {
 			return c, err

@@ -2,31 +2,41 @@ package convert
 
 import (
 	"archive/zip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
+	"os"
 	"path"
 	"strings"
-
-	"github.com/nlpodyssey/gopickle/pickle"
-	"github.com/nlpodyssey/gopickle/types"
 
 	"github.com/toklip/toklip/ggml"
 )
 
 // A PyTorch checkpoint saved by torch.save is a zip archive: "<name>/data.pkl" is a pickle of the
 // saved object whose tensors refer, through persistent ids, to storages stored uncompressed as
-// "<name>/data/<key>". The pickle is read with gopickle (already in ollama's module graph); the
+// "<name>/data/<key>". The pickle is run by toklip's restricted unpickler (pickle.go); the
 // storages are read lazily, so that only the tensors kept are ever loaded: an official TokLIP
 // checkpoint is 8.3 GB, 3.5 GB of which is optimizer state.
+//
+// Every record is read as torch.save writes it, stored rather than compressed: a compressed
+// entry could inflate to any size from a few bytes (a zip bomb), and one that is stored holds
+// all its bytes inside the file, where each claimed size is checked.
 
 // checkpoint is an open torch.save archive.
 type checkpoint struct {
 	path     string
-	zr       *zip.ReadCloser
-	storages map[string]*zip.File
+	r        io.ReaderAt
+	closer   io.Closer
+	storages map[string]*storageEntry
 	root     any
+}
+
+// storageEntry is where a storage's bytes lie in the file.
+type storageEntry struct {
+	offset, size int64
 }
 
 // tensorRef is a tensor of the checkpoint, not yet read.
@@ -35,6 +45,7 @@ type tensorRef struct {
 	offset  int   // in elements
 	shape   []int // PyTorch order
 	stride  []int
+	count   int // elements, the product of shape
 }
 
 type storageRef struct {
@@ -54,160 +65,206 @@ var storageTypes = map[string]dtype{
 	"ShortStorage": {"I16", 2}, "CharStorage": {"I8", 1}, "ByteStorage": {"U8", 1}, "BoolStorage": {"BOOL", 1},
 }
 
-func (t *tensorRef) elements() int {
-	n := 1
-	for _, d := range t.shape {
-		n *= d
-	}
-	return n
-}
+type storageClass struct{ dtype dtype }
+
+// maxDims limits a tensor's dimensions: model weights have at most 5 (a 3-D convolution's), and
+// GGUF takes at most 4.
+const maxDims = 8
+
+func (t *tensorRef) elements() int { return t.count }
 
 // openCheckpoint reads the pickle of a torch.save zip archive. Storages stay on disk.
 func openCheckpoint(p string) (*checkpoint, error) {
-	zr, err := zip.OpenReader(p)
+	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("%s: not a PyTorch zip checkpoint (torch.save since 1.6): %w", p, err)
+		return nil, err
 	}
-	c := &checkpoint{path: p, zr: zr, storages: map[string]*zip.File{}}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c, err := readCheckpoint(p, f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	c.closer = f
+	return c, nil
+}
+
+// readCheckpoint reads the pickle of a torch.save archive of size bytes held in r; name stands
+// for the file in errors.
+func readCheckpoint(name string, r io.ReaderAt, size int64) (*checkpoint, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a PyTorch zip checkpoint (torch.save since 1.6): %v", name, err)
+	}
+	c := &checkpoint{path: name, r: r, storages: map[string]*storageEntry{}}
 	var data *zip.File
 	for _, f := range zr.File {
-		dir, name := path.Split(f.Name)
-		switch {
-		case name == "data.pkl" && strings.Count(f.Name, "/") == 1:
+		if path.Base(f.Name) == "data.pkl" && strings.Count(f.Name, "/") == 1 {
+			if data != nil {
+				return nil, fmt.Errorf("%s: the archive holds two pickles, %s and %s", name, data.Name, f.Name)
+			}
 			data = f
-		case strings.HasSuffix(dir, "/data/"):
-			c.storages[name] = f
 		}
 	}
 	if data == nil {
-		zr.Close()
-		return nil, fmt.Errorf("%s: no data.pkl in the archive", p)
+		return nil, fmt.Errorf("%s: no data.pkl in the archive", name)
 	}
-	r, err := data.Open()
+	prefix := path.Dir(data.Name) + "/data/"
+	for _, f := range zr.File {
+		key, ok := strings.CutPrefix(f.Name, prefix)
+		if !ok || key == "" || strings.Contains(key, "/") {
+			continue
+		}
+		if _, dup := c.storages[key]; dup {
+			return nil, fmt.Errorf("%s: the archive holds storage %s twice", name, key)
+		}
+		e, err := storedEntry(name, f, size)
+		if err != nil {
+			return nil, err
+		}
+		c.storages[key] = e
+	}
+	e, err := storedEntry(name, data, size)
 	if err != nil {
-		zr.Close()
 		return nil, err
 	}
-	defer r.Close()
-	u := pickle.NewUnpickler(r)
-	u.FindClass = findClass
-	u.PersistentLoad = c.persistentLoad
-	if c.root, err = u.Load(); err != nil {
-		zr.Close()
-		return nil, fmt.Errorf("%s: reading data.pkl: %w", p, err)
+	if e.size > maxPickle {
+		return nil, fmt.Errorf("%s: data.pkl has %d bytes, more than the %d a checkpoint's pickle needs", name, e.size, maxPickle)
+	}
+	pkl := make([]byte, e.size) // inside the file: checked by storedEntry
+	if _, err := r.ReadAt(pkl, e.offset); err != nil {
+		return nil, fmt.Errorf("%s: reading data.pkl: %v", name, err)
+	}
+	if c.root, err = unpickle(pkl, c.persistentLoad); err != nil {
+		return nil, fmt.Errorf("%s: data.pkl: %v", name, err)
 	}
 	return c, nil
 }
 
-func (c *checkpoint) Close() error { return c.zr.Close() }
+// storedEntry locates the bytes of a zip entry, which must be stored, not compressed, and lie
+// inside the file. archive/zip reads the sizes from the central directory and does not compare
+// them with the file; here they are.
+func storedEntry(name string, f *zip.File, size int64) (*storageEntry, error) {
+	if f.Method != zip.Store {
+		return nil, fmt.Errorf("%s: %s is compressed (zip method %d); torch.save stores every record uncompressed, and toklip reads them only so (a compressed record can inflate to any size)", name, f.Name, f.Method)
+	}
+	if f.CompressedSize64 != f.UncompressedSize64 {
+		return nil, fmt.Errorf("%s: %s is stored with %d bytes but claims %d once read", name, f.Name, f.CompressedSize64, f.UncompressedSize64)
+	}
+	off, err := f.DataOffset()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %v", name, f.Name, err)
+	}
+	if off < 0 || off > size || f.CompressedSize64 > uint64(size-off) {
+		return nil, fmt.Errorf("%s: %s claims %d bytes from byte %d, past the end of the file (%d bytes)", name, f.Name, f.CompressedSize64, off, size)
+	}
+	return &storageEntry{offset: off, size: int64(f.CompressedSize64)}, nil
+}
+
+func (c *checkpoint) Close() error {
+	if c.closer == nil {
+		return nil
+	}
+	return c.closer.Close()
+}
 
 // persistentLoad resolves ('storage', type, key, location, size) to a lazy storage.
 func (c *checkpoint) persistentLoad(id any) (any, error) {
-	t, ok := id.(*types.Tuple)
-	if !ok || t.Len() < 5 {
-		return nil, fmt.Errorf("unexpected persistent id %v", id)
+	t, ok := id.(pyTuple)
+	if !ok || len(t) < 5 {
+		return nil, fmt.Errorf("a persistent id is a %s, not a storage tuple", describe(id))
 	}
-	kind, _ := t.Get(0).(string)
-	st, okType := t.Get(1).(*storageClass)
-	key, okKey := t.Get(2).(string)
-	size, okSize := t.Get(4).(int)
-	if kind != "storage" || !okType || !okKey || !okSize {
-		return nil, fmt.Errorf("unexpected persistent id %v", id)
+	kind, _ := t[0].(string)
+	st, okType := t[1].(*storageClass)
+	key, okKey := t[2].(string)
+	size, okSize := t[4].(int64)
+	if kind != "storage" || !okType || !okKey || !okSize || size < 0 {
+		return nil, errors.New("a persistent id is not a ('storage', type, key, location, size) tuple")
 	}
-	f, ok := c.storages[key]
+	e, ok := c.storages[key]
 	if !ok {
-		return nil, fmt.Errorf("storage %q is not in the archive", key)
+		return nil, fmt.Errorf("storage %s is not in the archive", quoteName(key))
 	}
-	if f.Method != zip.Store || int64(f.UncompressedSize64) < int64(size)*int64(st.dtype.bytes) {
-		return nil, fmt.Errorf("storage %q: want %d uncompressed bytes", key, size*st.dtype.bytes)
+	if size > e.size/int64(st.dtype.bytes) {
+		return nil, fmt.Errorf("storage %s claims %d elements of %d bytes, more than its %d bytes in the file", quoteName(key), size, st.dtype.bytes, e.size)
 	}
-	return &storageRef{dtype: st.dtype, key: key, size: size}, nil
+	return &storageRef{dtype: st.dtype, key: key, size: int(size)}, nil
 }
 
-// findClass resolves the globals a training checkpoint pickles. Tensors and storages are the
-// ones that matter; anything else (numpy scalars and dtypes, codecs, optimizer classes) becomes
-// an opaque object, which is an error only if it turns up where a tensor is expected.
-func findClass(module, name string) (any, error) {
-	switch module + "." + name {
-	case "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor":
-		return rebuildTensor{}, nil
-	case "torch._utils._rebuild_parameter":
-		return rebuildParameter{}, nil
-	case "collections.OrderedDict":
-		return &types.OrderedDictClass{}, nil
-	}
-	if module == "torch" {
-		if dt, ok := storageTypes[name]; ok {
-			return &storageClass{dtype: dt}, nil
-		}
-	}
-	return &opaque{module: module, name: name}, nil
-}
-
-type storageClass struct{ dtype dtype }
-
-// rebuildTensor is torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...).
-type rebuildTensor struct{}
-
-func (rebuildTensor) Call(args ...any) (any, error) {
+// rebuildTensor is torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...). As
+// torch's own set_ does, it checks that every element the shape and strides reach lies inside
+// the storage; all the arithmetic is on numbers from the file, so it is checked for overflow.
+func rebuildTensor(args pyTuple) (any, error) {
 	if len(args) < 4 {
-		return nil, errors.New("_rebuild_tensor_v2: too few arguments")
+		return nil, errors.New("too few arguments")
 	}
 	st, ok := args[0].(*storageRef)
 	if !ok {
-		return nil, fmt.Errorf("_rebuild_tensor_v2: storage is %T", args[0])
+		return nil, fmt.Errorf("the storage is a %s", describe(args[0]))
 	}
-	offset, ok := args[1].(int)
-	if !ok {
-		return nil, errors.New("_rebuild_tensor_v2: offset is not an int")
+	offset, ok := args[1].(int64)
+	if !ok || offset < 0 {
+		return nil, errors.New("the offset is not an int of at least 0")
 	}
 	shape, err := ints(args[2])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("size: %w", err)
 	}
 	stride, err := ints(args[3])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stride: %w", err)
 	}
-	return &tensorRef{storage: st, offset: offset, shape: shape, stride: stride}, nil
-}
-
-// rebuildParameter is torch._utils._rebuild_parameter(tensor, requires_grad, hooks).
-type rebuildParameter struct{}
-
-func (rebuildParameter) Call(args ...any) (any, error) {
-	if len(args) < 1 {
-		return nil, errors.New("_rebuild_parameter: no tensor")
+	if len(shape) > maxDims {
+		return nil, fmt.Errorf("size %v has %d dimensions; toklip reads tensors of up to %d", shape, len(shape), maxDims)
 	}
-	return args[0], nil
+	if len(stride) != len(shape) {
+		return nil, fmt.Errorf("size %v and stride %v differ in length", shape, stride)
+	}
+	count, last := uint64(1), uint64(0) // elements; the offset of the last one from the first
+	for i, d := range shape {
+		hi, lo := bits.Mul64(count, uint64(d))
+		if hi != 0 || lo > math.MaxInt64 {
+			return nil, fmt.Errorf("size %v holds more elements than any storage", shape)
+		}
+		count = lo
+		if d > 0 {
+			hi, lo := bits.Mul64(uint64(d-1), uint64(stride[i]))
+			if hi != 0 || lo > math.MaxInt64-last {
+				return nil, fmt.Errorf("size %v with stride %v reaches past any storage", shape, stride)
+			}
+			last += lo
+		}
+	}
+	if count > 0 && (uint64(offset) >= uint64(st.size) || last >= uint64(st.size)-uint64(offset)) {
+		return nil, fmt.Errorf("size %v, stride %v from offset %d reach past the %d elements of storage %s", shape, stride, offset, st.size, quoteName(st.key))
+	}
+	return &tensorRef{storage: st, offset: int(offset), shape: shape, stride: stride, count: int(count)}, nil
 }
 
 func ints(v any) ([]int, error) {
-	t, ok := v.(*types.Tuple)
+	t, ok := v.(pyTuple)
 	if !ok {
-		return nil, fmt.Errorf("expected a tuple of ints, got %T", v)
+		return nil, fmt.Errorf("expected a tuple of ints, got a %s", describe(v))
 	}
-	out := make([]int, t.Len())
+	// A tuple can be a memo reference, repeated for a few bytes each time: its length is
+	// limited before it is copied, so that a call costs at most a few words per byte.
+	if len(t) > maxDims {
+		return nil, fmt.Errorf("a size or stride of %d dimensions; toklip reads tensors of up to %d", len(t), maxDims)
+	}
+	out := make([]int, len(t))
 	for i := range out {
-		n, ok := t.Get(i).(int)
+		n, ok := t[i].(int64)
 		if !ok || n < 0 {
-			return nil, fmt.Errorf("expected a tuple of ints, got %v", t)
+			return nil, fmt.Errorf("expected a tuple of ints of at least 0, got a %s at %d", describe(t[i]), i)
 		}
-		out[i] = n
+		out[i] = int(n)
 	}
 	return out, nil
 }
-
-// opaque stands for a Python object toklip does not need: it accepts construction, calls and
-// state, and records nothing.
-type opaque struct{ module, name string }
-
-func (o *opaque) Call(...any) (any, error)    { return o, nil }
-func (o *opaque) PyNew(...any) (any, error)   { return o, nil }
-func (o *opaque) PySetState(any) error        { return nil }
-func (o *opaque) PyDictSet(any, any) error    { return nil }
-func (o *opaque) PySetAttr(string, any) error { return nil }
-func (o *opaque) String() string              { return o.module + "." + o.name }
 
 // stateDict finds the checkpoint's state_dict ("state_dict" in an open_clip training
 // checkpoint, or the root itself) and strips DDP's "module." prefix.
@@ -220,40 +277,35 @@ func (c *checkpoint) stateDict() (map[string]*tensorRef, error) {
 	}
 	d, ok := asDict(root)
 	if !ok {
-		return nil, fmt.Errorf("%s: no state_dict in the checkpoint (found %T)", c.path, c.root)
+		return nil, fmt.Errorf("%s: no state_dict in the checkpoint (its pickle holds a %s)", c.path, describe(c.root))
 	}
 	out := make(map[string]*tensorRef, len(d))
 	for k, v := range d {
 		t, ok := v.(*tensorRef)
 		if !ok {
-			return nil, fmt.Errorf("%s: state_dict key %q is a %T, not a tensor", c.path, k, v)
+			return nil, fmt.Errorf("%s: state_dict key %q is a %s, not a tensor", c.path, k, describe(v))
 		}
-		out[strings.TrimPrefix(k, "module.")] = t
+		key := strings.TrimPrefix(k, "module.")
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("%s: state_dict holds %q both with and without DDP's \"module.\" prefix", c.path, key)
+		}
+		out[key] = t
 	}
 	return out, nil
 }
 
 func asDict(v any) (map[string]any, bool) {
-	out := map[string]any{}
-	switch d := v.(type) {
-	case *types.OrderedDict:
-		for k, e := range d.Map {
-			ks, ok := k.(string)
-			if !ok {
-				return nil, false
-			}
-			out[ks] = e.Value
-		}
-	case *types.Dict:
-		for _, e := range *d {
-			ks, ok := e.Key.(string)
-			if !ok {
-				return nil, false
-			}
-			out[ks] = e.Value
-		}
-	default:
+	d, ok := v.(*pyDict)
+	if !ok {
 		return nil, false
+	}
+	out := make(map[string]any, len(d.items)/2)
+	for i := 0; i < len(d.items); i += 2 {
+		ks, ok := d.items[i].(string)
+		if !ok {
+			return nil, false
+		}
+		out[ks] = d.items[i+1] // a key set twice keeps its last value, as in Python
 	}
 	return out, true
 }
@@ -261,7 +313,6 @@ func asDict(v any) (map[string]any, bool) {
 // floats reads a tensor as float32, in PyTorch (row-major) order. Only contiguous float tensors
 // are accepted: state-dict parameters always are.
 func (c *checkpoint) floats(name string, t *tensorRef) ([]float32, error) {
-	n := t.elements()
 	want := 1
 	for i := len(t.shape) - 1; i >= 0; i-- {
 		if t.shape[i] > 1 && t.stride[i] != want {
@@ -270,36 +321,28 @@ func (c *checkpoint) floats(name string, t *tensorRef) ([]float32, error) {
 		want *= t.shape[i]
 	}
 	st := t.storage
-	if t.offset+n > st.size {
-		return nil, fmt.Errorf("%s: tensor %q runs past its storage", c.path, name)
+	switch st.dtype.name {
+	case "F32", "F16", "BF16":
+	default:
+		return nil, fmt.Errorf("%s: tensor %q has dtype %s, not a float type", c.path, name, st.dtype.name)
 	}
-	f := c.storages[st.key]
-	r, err := f.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	if _, err := io.CopyN(io.Discard, r, int64(t.offset*st.dtype.bytes)); err != nil {
-		return nil, fmt.Errorf("%s: tensor %q: %w", c.path, name, err)
-	}
-	raw := make([]byte, n*st.dtype.bytes)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("%s: tensor %q: %w", c.path, name, err)
+	// rebuildTensor checked that the elements lie in the storage, persistentLoad that the
+	// storage lies in its entry, and storedEntry that the entry lies in the file.
+	e := c.storages[st.key]
+	raw := make([]byte, t.count*st.dtype.bytes)
+	if _, err := c.r.ReadAt(raw, e.offset+int64(t.offset*st.dtype.bytes)); err != nil {
+		return nil, fmt.Errorf("%s: tensor %q: %v", c.path, name, err)
 	}
 	switch st.dtype.name {
 	case "F32":
-		out := make([]float32, n)
+		out := make([]float32, t.count)
 		for i := range out {
-			out[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
 		return out, nil
 	case "F16":
-		return ggml.DecodeFloats(ggml.TypeF16, raw, uint64(n))
-	case "BF16":
-		return ggml.DecodeFloats(ggml.TypeBF16, raw, uint64(n))
+		return ggml.DecodeFloats(ggml.TypeF16, raw, uint64(t.count))
+	default:
+		return ggml.DecodeFloats(ggml.TypeBF16, raw, uint64(t.count))
 	}
-	return nil, fmt.Errorf("%s: tensor %q has dtype %s, not a float type", c.path, name, st.dtype.name)
 }
-
-// PySetState accepts the state a pickle may BUILD onto a tensor (tensor attributes): ignored.
-func (t *tensorRef) PySetState(any) error { return nil }
