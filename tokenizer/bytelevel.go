@@ -76,9 +76,13 @@ type splitter struct {
 }
 
 func newSplitter(pattern string) (*splitter, error) {
-	// regexp2 gives the lookahead (?!\S) that Go's RE2 lacks, and .NET's \s and \p{..} classes,
-	// which match Oniguruma's (HuggingFace's engine) on the Unicode whitespace and letter sets.
-	re, err := regexp2.Compile(pattern, regexp2.None)
+	// regexp2 gives the lookahead (?!\S) that Go's RE2 lacks; translatePattern gives it
+	// Oniguruma's (HuggingFace's engine) classes and case folding.
+	translated, err := translatePattern(pattern)
+	if err != nil {
+		return nil, err
+	}
+	re, err := regexp2.Compile(translated, regexp2.None)
 	if err != nil {
 		return nil, fmt.Errorf("pre-tokenizer regex %q: %w", pattern, err)
 	}

@@ -62,6 +62,9 @@ type jsonStep struct {
 	Single        []json.RawMessage `json:"single"`
 }
 
+// maxIDGap is how many ids a tokenizer.json may leave unused.
+const maxIDGap = 1 << 16
+
 // flatten lists the steps of a Sequence, or the step itself.
 func (s *jsonStep) flatten() []*jsonStep {
 	if s == nil {
@@ -103,27 +106,51 @@ func FromJSON(path string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f jsonFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	t, err := fromJSONFile(&f)
+	t, err := parseTokenizerJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var c jsonConfig
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
 	if data, err := os.ReadFile(cfgPath); err == nil {
-		if err := json.Unmarshal(data, &c); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfgPath, err)
-		}
-		if err := t.applyConfig(&c); err != nil {
+		if err := t.parseConfig(data); err != nil {
 			return nil, fmt.Errorf("%s: %w", cfgPath, err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// ParseJSON reads a tokenizer.json from its bytes, and a tokenizer_config.json from config
+// (nil when there is none). Any bytes are safe to give it: what is not a supported tokenizer is
+// an error, in time and memory proportional to the input.
+func ParseJSON(data, config []byte) (*Tokenizer, error) {
+	t, err := parseTokenizerJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	if config != nil {
+		if err := t.parseConfig(config); err != nil {
+			return nil, fmt.Errorf("tokenizer_config.json: %w", err)
+		}
+	}
+	return t, nil
+}
+
+func parseTokenizerJSON(data []byte) (*Tokenizer, error) {
+	var f jsonFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, err
+	}
+	return fromJSONFile(&f)
+}
+
+func (t *Tokenizer) parseConfig(data []byte) error {
+	var c jsonConfig
+	if err := json.Unmarshal(data, &c); err != nil {
+		return err
+	}
+	return t.applyConfig(&c)
 }
 
 func fromJSONFile(f *jsonFile) (*Tokenizer, error) {
@@ -140,6 +167,11 @@ func fromJSONFile(f *jsonFile) (*Tokenizer, error) {
 	}
 	for _, a := range f.AddedTokens {
 		size = max(size, a.ID+1)
+	}
+	// Ids may leave gaps (unused ids), but the vocabulary is allocated by the highest id: a small
+	// file must not name id 2^31-1 and make toklip allocate gigabytes.
+	if limit := len(m.Vocab) + len(f.AddedTokens) + maxIDGap; int(size) > limit {
+		return nil, fmt.Errorf("the highest token id is %d, for %d tokens: ids leave more than %d unused", size-1, len(m.Vocab)+len(f.AddedTokens), maxIDGap)
 	}
 	b := newBuilder(int(size))
 	for piece, id := range m.Vocab {
@@ -197,6 +229,9 @@ func (t *Tokenizer) readPipeline(f *jsonFile) error {
 		case "Split":
 			if st.Pattern.Regex == nil || st.Behavior != "Isolated" || st.Invert {
 				return fmt.Errorf("pre-tokenizer Split: only an Isolated, non-inverted regex is supported")
+			}
+			if t.split != nil {
+				return errors.New("pre-tokenizer: only one splitting step is supported")
 			}
 			sp, err := newSplitter(*st.Pattern.Regex)
 			if err != nil {

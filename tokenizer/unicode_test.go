@@ -2,12 +2,16 @@ package tokenizer
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/dlclark/regexp2"
 )
 
 // The expectations in testdata/unicode were made by probing HuggingFace's tokenizer itself, code
@@ -165,4 +169,164 @@ func TestNFCLongRun(t *testing.T) {
 	if got := NFC(in); got != want {
 		t.Fatalf("NFC of a long run: %d bytes, want %d", len(got), len(want))
 	}
+}
+
+// allCodePoints is every code point a string can hold, in order.
+var allCodePoints = sync.OnceValue(func() []rune {
+	rs := make([]rune, 0, 0x110000-0x800)
+	for c := rune(0); c <= 0x10FFFF; c++ {
+		if c < 0xD800 || c > 0xDFFF {
+			rs = append(rs, c)
+		}
+	}
+	return rs
+})
+
+// matched runs a translated pattern that matches one character at a time over every code point
+// through regexp2, and returns the set of those it matches.
+func matched(t *testing.T, pattern, translated string) runeSet {
+	t.Helper()
+	re, err := regexp2.Compile("(?:"+translated+")+", regexp2.None)
+	if err != nil {
+		t.Fatalf("%s: %v", pattern, err)
+	}
+	all := allCodePoints()
+	var got []runeRange
+	m, err := re.FindRunesMatch(all)
+	for ; m != nil && err == nil; m, err = re.FindNextMatch(m) {
+		got = append(got, runeRange{all[m.Index], all[m.Index+m.Length-1]})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newRuneSet(got)
+}
+
+// emittedClass reads back a translation that is one class, [\x{..}-\x{..}...] as regexClass
+// writes it (or one \x{..}), possibly in a (?:) group; ok is false for any other translation.
+func emittedClass(translated string) (set runeSet, ok bool) {
+	if inner, found := strings.CutPrefix(translated, "(?:"); found {
+		translated = strings.TrimSuffix(inner, ")")
+	}
+	if !strings.HasPrefix(translated, "[") {
+		translated = "[" + translated + "]" // one code point
+	}
+	body, found := strings.CutPrefix(translated, "[")
+	if body, found = strings.CutSuffix(body, "]"); !found || strings.ContainsAny(body, "[]^") {
+		return nil, false
+	}
+	// Items are "H}" for a code point and "H}-" followed by "H}" for a range.
+	var rs []runeRange
+	items := strings.Split(strings.TrimPrefix(body, `\x{`), `\x{`)
+	for i := 0; i < len(items); i++ {
+		lo, rest, _ := strings.Cut(items[i], "}")
+		first, err := strconv.ParseUint(lo, 16, 32)
+		if err != nil || rest != "" && rest != "-" {
+			return nil, false
+		}
+		last := first
+		if rest == "-" {
+			if i++; i == len(items) {
+				return nil, false
+			}
+			hi, tail, _ := strings.Cut(items[i], "}")
+			if last, err = strconv.ParseUint(hi, 16, 32); err != nil || tail != "" {
+				return nil, false
+			}
+		}
+		rs = append(rs, runeRange{rune(first), rune(last)})
+	}
+	return newRuneSet(rs), true
+}
+
+func readPropsOracle(t *testing.T) map[string]runeSet {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "unicode", "props.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]runeSet{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		pattern, list, _ := strings.Cut(line, "\t")
+		var rs []runeRange
+		for _, f := range strings.Fields(list) {
+			a, b, isRange := strings.Cut(f, "-")
+			lo, err1 := strconv.ParseUint(a, 16, 32)
+			hi := lo
+			var err2 error
+			if isRange {
+				hi, err2 = strconv.ParseUint(b, 16, 32)
+			}
+			if err1 != nil || err2 != nil {
+				t.Fatalf("props.txt: %q: bad range %q", pattern, f)
+			}
+			rs = append(rs, runeRange{rune(lo), rune(hi)})
+		}
+		out[pattern] = newRuneSet(rs)
+	}
+	return out
+}
+
+// Every class the oracle was probed with matches the same code points once translated for
+// regexp2: the general categories, \s \d \w \h and their negations, classes built of them, and
+// letters under (?i). A translation that is one class is read back; the classes of the real
+// pre-tokenizers, and one under (?i), also run through regexp2 on every code point.
+func TestRegexClassesMatchOracle(t *testing.T) {
+	oracle := readPropsOracle(t)
+	if len(oracle) < 90 {
+		t.Fatalf("props.txt holds %d classes: too few", len(oracle))
+	}
+	// What one character folds to several (İ to i and U+0307) is refused, not approximated.
+	refused := map[string]bool{"(?i:\u0130)": true}
+	throughRegexp2 := map[string]bool{`\p{L}`: true, `\p{N}`: true, `\s`: true, `\S`: true, `[^\r\n\p{L}\p{N}]`: true,
+		`[^\s\p{L}\p{N}]`: true, `(?i:s)`: true, `(?i:[^s])`: true}
+	strings := runeSet{{0, 0xD7FF}, {0xE000, 0x10FFFF}} // surrogates are in no string
+	for pattern, want := range oracle {
+		translated, err := translatePattern(pattern)
+		var perr *PatternError
+		if refused[pattern] {
+			if !errors.As(err, &perr) {
+				t.Errorf("%s: translated, want a *PatternError", pattern)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", pattern, err)
+			continue
+		}
+		got, ok := emittedClass(translated)
+		if !ok {
+			t.Errorf("%s: translated to more than one class: %.80s", pattern, translated)
+			continue
+		}
+		if diff := describeDiff(got.intersect(strings), want); diff != "" {
+			t.Errorf("%s: %s", pattern, diff)
+		}
+		if throughRegexp2[pattern] {
+			if diff := describeDiff(matched(t, pattern, translated).intersect(strings), want); diff != "" {
+				t.Errorf("%s through regexp2: %s", pattern, diff)
+			}
+		}
+	}
+}
+
+// describeDiff names the first code points in one set and not the other.
+func describeDiff(got, want runeSet) string {
+	extra := got.intersect(want.complement())
+	missing := want.intersect(got.complement())
+	if len(extra) == 0 && len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("matches %v that the oracle does not, and not %v that it does", head(extra), head(missing))
+}
+
+func head(s runeSet) []string {
+	var out []string
+	for _, r := range s[:min(len(s), 4)] {
+		out = append(out, fmt.Sprintf("U+%04X..U+%04X", r.first, r.last))
+	}
+	return out
 }

@@ -135,7 +135,7 @@ function splitter(pattern) {
 
 function members(pattern) {
     const pre = splitter(pattern);
-    const sep = ["!", "a", " ", "\u3042"].find((s) => pre.preTokenizeString(s).length === 1);
+    const sep = ["!", "a", " ", "\u3042", "A", "0", "s"].find((s) => pre.preTokenizeString(s).length === 1);
     if (sep === undefined) throw new Error(`no separator outside ${pattern}`);
     const inClass = new Uint8Array(MAX + 1);
     for (let i = 0; i < codePoints.length; i += 4096) {
@@ -157,7 +157,13 @@ function members(pattern) {
 const categories = ["L", "Lu", "Ll", "Lt", "Lm", "Lo", "LC", "M", "Mn", "Mc", "Me", "N", "Nd", "Nl", "No", "P", "Pc",
     "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "S", "Sm", "Sc", "Sk", "So", "Z", "Zs", "Zl", "Zp", "C", "Cc", "Cf", "Co", "Cn"];
 const patterns = [...categories.map((c) => `\\p{${c}}`), "\\s", "\\d", "\\w", "\\h",
-    ..."abcdefghijklmnopqrstuvwxyz".split("").map((l) => `(?i:${l})`)];
+    ..."abcdefghijklmnopqrstuvwxyz".split("").map((l) => `(?i:${l})`),
+    // long names, negations and the classes of the real pre-tokenizers
+    "\\p{Letter}", "\\p{decimal number}", "\\p{Other_Symbol}", "\\P{L}", "\\p{^N}", "\\P{^Lu}", "\\S", "\\W", "\\H",
+    "[^\\r\\n\\p{L}\\p{N}]", "[^\\s\\p{L}\\p{N}]", "[\\p{L}\\p{N}]", "[a-z&&[^aeiou]]", "[\\x{41}-\\x{43}\\u00e9]",
+    // case-insensitive classes, and letters whose case orbit is more than a pair
+    "(?i:[^s])", "(?i:[a-z])", "(?i:\\p{Lu})", "(?i:\\P{Lu})", "(?i:\\p{Ll})", "(?i:\u00e9)", "(?i:\u01c5)", "(?i:\u03c3)",
+    "(?i:\u03b8)", "(?i:\u0399)", "(?i:\u1e60)", "(?i:\u0130)", "(?i:\u0131)"];
 const props = ["# Code points that HuggingFace tokenizers 0.23.2's pre-tokenizer regex (Oniguruma) puts in each",
     "# class, made by tools/tokenizer/unicode.mjs: <pattern> <TAB> <first>-<last> ... in hex. Surrogates,",
     "# which a string cannot hold, are never probed."];
