@@ -121,7 +121,8 @@ func FuzzSafetensorsHeader(f *testing.F) {
 // The header's entries are checked one at a time: a header of many tiny entries costs no more
 // than a small multiple of its size, whether they are refused (the first one is) or accepted.
 func TestSafetensorsHeaderAllocationIsProportional(t *testing.T) {
-	var refused, accepted strings.Builder
+	var refused, accepted, metadata strings.Builder
+	metadata.WriteString(`{"__metadata__":{`)
 	refused.WriteString("{")
 	accepted.WriteString("{")
 	const n = 20000
@@ -131,9 +132,14 @@ func TestSafetensorsHeaderAllocationIsProportional(t *testing.T) {
 			accepted.WriteString(",")
 		}
 		refused.WriteString(`"` + string(rune('a'+i%26)) + strings.Repeat("x", i/26%4) + `":{}`)
+		if i > 0 {
+			metadata.WriteString(",")
+		}
+		metadata.WriteString(`"` + big.NewInt(int64(i)).String() + `":""`)
 		accepted.WriteString(`"` + big.NewInt(int64(i)).String() + `":{"dtype":"F16","shape":[0],"data_offsets":[0,0]}`)
 	}
 	refused.WriteString("}")
+	metadata.WriteString("}}")
 	accepted.WriteString("}")
 	for _, c := range []struct {
 		name   string
@@ -143,6 +149,9 @@ func TestSafetensorsHeaderAllocationIsProportional(t *testing.T) {
 		{"entries refused", safetensorsFile(refused.String(), nil), false},
 		{"empty tensors accepted", safetensorsFile(accepted.String(), nil), true},
 		{"an absurd header length", binary.LittleEndian.AppendUint64(nil, math.MaxUint64), false},
+		{"metadata of many entries", safetensorsFile(metadata.String(), nil), true},
+		{"a shape of 100000 dimensions", safetensorsFile(`{"a":{"dtype":"F16","shape":[`+strings.Repeat("1,", 100000)+`1],"data_offsets":[0,2]}}`, make([]byte, 2)), false},
+		{"100000 data offsets", safetensorsFile(`{"a":{"dtype":"F16","shape":[1],"data_offsets":[`+strings.Repeat("0,", 100000)+`2]}}`, make([]byte, 2)), false},
 	} {
 		var err error
 		got := allocated(func() { _, err = readSafetensors("x.safetensors", bytes.NewReader(c.file), int64(len(c.file))) })

@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/toklip/toklip/ggml"
 )
@@ -53,9 +54,63 @@ func readSafetensorsHeader(path string) ([]stTensor, error) {
 
 // stEntry is one tensor of the JSON header.
 type stEntry struct {
-	Dtype   string   `json:"dtype"`
-	Shape   []uint64 `json:"shape"`
-	Offsets []int64  `json:"data_offsets"`
+	Dtype   string    `json:"dtype"`
+	Shape   stShape   `json:"shape"`
+	Offsets stOffsets `json:"data_offsets"`
+}
+
+// maxDims limits a tensor's dimensions: model weights have at most 5 (a 3-D convolution's), and
+// GGUF takes at most 4.
+const maxDims = 8
+
+// stShape and stOffsets read their JSON arrays themselves: the number of elements is counted
+// before anything is made (a shape of a million dimensions, 2 bytes of JSON each, would grow a
+// slice to six times its text), and each number is parsed in place, which encoding/json's own
+// decoding of a field cannot do without a decoder of its own for each one.
+type (
+	stShape   []uint64
+	stOffsets []int64
+)
+
+func (s *stShape) UnmarshalJSON(b []byte) error {
+	v, err := numbers(b, maxDims, "shape", func(x string) (uint64, error) { return strconv.ParseUint(x, 10, 64) })
+	*s = v
+	return err
+}
+
+func (o *stOffsets) UnmarshalJSON(b []byte) error {
+	v, err := numbers(b, 2, "data_offsets", func(x string) (int64, error) { return strconv.ParseInt(x, 10, 64) })
+	if err == nil && len(v) != 2 {
+		err = fmt.Errorf("data_offsets has %d numbers, not [begin, end]", len(v))
+	}
+	*o = v
+	return err
+}
+
+// numbers parses a JSON array of at most limit integers. The decoder hands over only valid
+// JSON, so splitting at commas finds the elements; one that is not a plain integer (a string,
+// an array, 1e3) fails to parse.
+func numbers[T any](b []byte, limit int, field string, parse func(string) (T, error)) ([]T, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return nil, fmt.Errorf("%s is not an array of integers", field)
+	}
+	inner := bytes.TrimSpace(b[1 : len(b)-1])
+	if len(inner) == 0 {
+		return nil, nil
+	}
+	if n := bytes.Count(inner, []byte{','}) + 1; n > limit {
+		return nil, fmt.Errorf("%s has %d elements; toklip reads at most %d", field, n, limit)
+	}
+	var out []T
+	for part := range bytes.SplitSeq(inner, []byte{','}) {
+		v, err := parse(string(bytes.TrimSpace(part)))
+		if err != nil {
+			return nil, fmt.Errorf("%s is not an array of integers: %v", field, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // readSafetensors lists the tensors of a safetensors file of size bytes held in r; name stands
@@ -101,9 +156,12 @@ func readSafetensors(name string, r io.ReaderAt, size int64) ([]stTensor, error)
 		}
 		key := tok.(string) // inside an object, Token returns keys as strings or fails
 		if key == "__metadata__" {
-			var meta map[string]string
+			// toklip uses none of it: decoded into an empty struct, its object is checked and
+			// skipped without being kept (as a map of strings, each tiny entry cost 20 times
+			// its bytes).
+			var meta struct{}
 			if err := dec.Decode(&meta); err != nil {
-				return nil, fmt.Errorf("%s: __metadata__ is not an object of strings: %v", name, err)
+				return nil, fmt.Errorf("%s: __metadata__ is not a JSON object: %v", name, err)
 			}
 			continue
 		}

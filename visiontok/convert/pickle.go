@@ -176,7 +176,7 @@ func unpickle(data []byte, persistentLoad func(any) (any, error)) (any, error) {
 		at := u.pos
 		op, err := u.take(1)
 		if err != nil {
-			return nil, err
+			return nil, errors.New("the pickle ends without a STOP instruction")
 		}
 		if op[0] == opStop {
 			v, err := u.pop()
