@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/dlclark/regexp2"
@@ -76,6 +77,12 @@ type splitter struct {
 }
 
 func newSplitter(pattern string) (*splitter, error) {
+	splitters.Lock()
+	sp, ok := splitters.byPattern[pattern]
+	splitters.Unlock()
+	if ok {
+		return sp, nil
+	}
 	// regexp2 gives the lookahead (?!\S) that Go's RE2 lacks; translatePattern gives it
 	// Oniguruma's (HuggingFace's engine) classes and case folding.
 	translated, err := translatePattern(pattern)
@@ -86,8 +93,25 @@ func newSplitter(pattern string) (*splitter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pre-tokenizer regex %q: %w", pattern, err)
 	}
-	return &splitter{source: pattern, re: re}, nil
+	sp = &splitter{source: pattern, re: re}
+	splitters.Lock()
+	if len(splitters.byPattern) >= maxSplitters {
+		clear(splitters.byPattern)
+	}
+	splitters.byPattern[pattern] = sp
+	splitters.Unlock()
+	return sp, nil
 }
+
+// splitters keeps the splitters already compiled, a few of them: translating and compiling a
+// pattern takes some 15 ms and 2 MB, and every Qwen (or Llama) file has the same one. A splitter
+// is safe for concurrent use (a regexp2.Regexp is).
+var splitters = struct {
+	sync.Mutex
+	byPattern map[string]*splitter
+}{byPattern: map[string]*splitter{}}
+
+const maxSplitters = 8
 
 func (s *splitter) split(text string, yield func(word string)) {
 	// Decode runes with their byte offsets, so that words are slices of text (an invalid byte is

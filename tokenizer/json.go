@@ -195,7 +195,8 @@ func fromJSONFile(f *jsonFile) (*Tokenizer, error) {
 		}
 		t.unknown = id
 	}
-	if err := t.readPipeline(f); err != nil {
+	pattern, err := t.readPipeline(f)
+	if err != nil {
 		return nil, err
 	}
 	merges := make([][2]string, len(m.Merges))
@@ -218,50 +219,58 @@ func fromJSONFile(f *jsonFile) (*Tokenizer, error) {
 	if err := b.finish(merges, nil); err != nil {
 		return nil, err
 	}
+	// The regex last: it is the costly part (its classes are written out and compiled), and a
+	// file that fails any other check should fail fast.
+	if pattern != "" {
+		if t.split, err = newSplitter(pattern); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
 
-// readPipeline reads the normalizer, pre-tokenizer and decoder, which decide the kind.
-func (t *Tokenizer) readPipeline(f *jsonFile) error {
+// readPipeline reads the normalizer, pre-tokenizer and decoder, which decide the kind, and
+// returns the pre-tokenizer's regex ("" for none), which the caller compiles.
+func (t *Tokenizer) readPipeline(f *jsonFile) (pattern string, err error) {
 	t.kind = SentencePieceBPE
 	for _, st := range f.PreTokenizer.flatten() {
 		switch st.Type {
 		case "Split":
 			if st.Pattern.Regex == nil || st.Behavior != "Isolated" || st.Invert {
-				return fmt.Errorf("pre-tokenizer Split: only an Isolated, non-inverted regex is supported")
+				return "", fmt.Errorf("pre-tokenizer Split: only an Isolated, non-inverted regex is supported")
 			}
-			if t.split != nil {
-				return errors.New("pre-tokenizer: only one splitting step is supported")
+			if pattern != "" {
+				return "", errors.New("pre-tokenizer: only one splitting step is supported")
 			}
-			sp, err := newSplitter(*st.Pattern.Regex)
-			if err != nil {
-				return err
-			}
-			t.split = sp
+			pattern = *st.Pattern.Regex
 		case "ByteLevel":
 			t.kind = ByteLevelBPE
 			if st.AddPrefix {
-				return errors.New("pre-tokenizer ByteLevel with add_prefix_space is not supported")
+				return "", errors.New("pre-tokenizer ByteLevel with add_prefix_space is not supported")
 			}
 			if st.UseRegex == nil || *st.UseRegex {
-				if t.split != nil {
-					return errors.New("pre-tokenizer: a Split and a ByteLevel that also splits")
+				if pattern != "" {
+					return "", errors.New("pre-tokenizer: a Split and a ByteLevel that also splits")
 				}
-				sp, _ := newSplitter(namedPreTokenizers["gpt-2"])
-				t.split = sp
+				pattern = namedPreTokenizers["gpt-2"]
 			}
 		case "Metaspace":
 			if st.Replacement != "▁" || st.Split != nil && *st.Split {
-				return errors.New("pre-tokenizer Metaspace: only replacement \"▁\" without splitting is supported")
+				return "", errors.New("pre-tokenizer Metaspace: only replacement \"▁\" without splitting is supported")
 			}
 			t.spaceMarker = true
 			t.prependSpace = st.PrependScheme == "first" || st.PrependScheme == "always"
 		default:
-			return fmt.Errorf("pre-tokenizer %q is not supported", st.Type)
+			return "", fmt.Errorf("pre-tokenizer %q is not supported", st.Type)
 		}
 	}
-	if t.kind == ByteLevelBPE && t.split == nil {
-		return errors.New("a byte-level tokenizer needs a splitting pre-tokenizer")
+	if t.kind == ByteLevelBPE && pattern == "" {
+		return "", errors.New("a byte-level tokenizer needs a splitting pre-tokenizer")
+	}
+	if pattern != "" {
+		if _, err := translatePattern(pattern); err != nil { // compiled by the caller, checked now
+			return "", err
+		}
 	}
 	for _, st := range f.Normalizer.flatten() {
 		switch {
@@ -272,11 +281,11 @@ func (t *Tokenizer) readPipeline(f *jsonFile) error {
 		case st.Type == "Prepend" && st.Prepend == "▁":
 			t.prependSpace = true
 		default:
-			return fmt.Errorf("normalizer %q is not supported", st.Type)
+			return "", fmt.Errorf("normalizer %q is not supported", st.Type)
 		}
 	}
 	if t.kind == SentencePieceBPE && t.nfc {
-		return errors.New("NFC with a SentencePiece vocabulary is not supported")
+		return "", errors.New("NFC with a SentencePiece vocabulary is not supported")
 	}
 	for _, st := range f.Decoder.flatten() {
 		switch st.Type {
@@ -286,7 +295,7 @@ func (t *Tokenizer) readPipeline(f *jsonFile) error {
 		case "Metaspace":
 			t.stripSpace = st.PrependScheme != "never"
 		default:
-			return fmt.Errorf("decoder %q is not supported", st.Type)
+			return "", fmt.Errorf("decoder %q is not supported", st.Type)
 		}
 	}
 	for _, st := range f.PostProcessor.flatten() {
@@ -297,19 +306,19 @@ func (t *Tokenizer) readPipeline(f *jsonFile) error {
 		if name := specialIn(st.Single[0]); name != "" {
 			id, ok := t.ids[name]
 			if !ok {
-				return fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
+				return "", fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
 			}
 			t.AddBOS, t.BOS = true, id
 		}
 		if name := specialIn(st.Single[len(st.Single)-1]); name != "" && len(st.Single) > 1 {
 			id, ok := t.ids[name]
 			if !ok {
-				return fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
+				return "", fmt.Errorf("post-processor: special token %q is not in the vocabulary", name)
 			}
 			t.AddEOS, t.EOS = true, id
 		}
 	}
-	return nil
+	return pattern, nil
 }
 
 func specialIn(raw json.RawMessage) string {
