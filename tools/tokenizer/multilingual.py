@@ -131,7 +131,30 @@ Repeated letters: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbb zzzzzzzzzzzz
 Repeated CJK: 哈哈哈哈哈哈哈哈哈哈 ははははは ㅋㅋㅋㅋㅋㅋㅋ ахахахаха
 Control-ish: bell\x07 escape\x1b[31mred\x1b[0m null-free delete\x7f end"""
 
+# Where HuggingFace's Unicode data is not Go's (tokenizer/nfc.go, tokenizer/regex.go): its NFC has
+# Unicode 9.0.0's data and reorders runs of any length (Go's puts U+034F after 30 marks), and its
+# regex (Oniguruma) has Unicode 16.0.0's letters and digits and folds "'ſ" like "'s".
+ZALGO = "\u0351\u036b\u0343\u036a\u0302\u036b\u033d\u0334\u0319\u0324\u031e\u0349\u035a\u032f\u031e\u0320\u034d"
+UNICODE = (
+    "Long mark runs: a" + "\u0301\u0316" * 20 + " e" + "\u0300" * 35 + " o" + "\u031b" * 31 + "\u0301\u0323 u"
+    + "\u0308" * 31 + "\u034f\u0304 \u05d1" + "\u05b0\u05bc" * 16 + " q" + "\u0345\u0334" * 16 + "\n"
+    "Zalgo: " + "".join(c + ZALGO * 2 for c in "HELLO") + " text, and x" + ZALGO * 3 + "y\n"
+    "Marks newer than Unicode 9.0: x\u0301\u1df9 \u0628\u0301\u0899 \u0915\u0301\U00010efd \u0627\u064e\u0898, "
+    "and the Dives Akuru vowel sign O spelled out \U00011935\U00011930\n"
+    "Letters of Unicode 15.1 and 16.0: Cyrillic \u1c89\u1c8a, Latin \ua7cb\ua7cc\ua7cd\ua7da\ua7db\ua7dc, "
+    "Todhri \U000105c0\U000105c1\U000105c2, Garay \U00010d4a\U00010d4b\U00010d4c, Sunuwar \U00011bc0\U00011bc1\U00011bc2, "
+    "Kirat Rai \U00016d40\U00016d41\U00016d42, Gurung Khema \U00016100\U00016101, Tulu-Tigalari \U00011380\U00011381, "
+    "Ol Onal \U0001e5d0\U0001e5d1, CJK Ext I \U0002ebf0\U0002ebf1\U0002ebf2\n"
+    "Inside words: hello\U000105c0\U000105c1world abc\u1c89def x\ua7cby 'ok'\U00016d40s \U0002ebf0\u4e2d\u6587\n"
+    "Digits of Unicode 16.0: Garay \U00010d40\U00010d41\U00010d42, Sunuwar \U00011bf0\U00011bf1\U00011bf2, "
+    "Kirat Rai \U00016d70\U00016d71\U00016d72, Gurung Khema \U00016130\U00016131, Ol Onal \U0001e5f1\U0001e5f2, "
+    "outlined \U0001ccf0\U0001ccf1\U0001ccf2\U0001ccf3; mixed 12\U00011bf03 x\U00016d71\U00016d72y\n"
+    "Contractions after them: \U000105c0's \u1c89's \ua7cb\ua7cc'll \U00016d40've \U0002ebf0'd x\ua7cb're \U00011bc0'T\n"
+    "Long s after an apostrophe: it'\u017f, IT'\u017f, that'\u017ftill, he'\u017faid, '\u017fa and the Kelvin sign don'\u212a\n"
+    "NFC singletons and Hangul: \u2126 \u212a \u212b \u1100\u1161\u11a8 \uac00\u11a8 \u110b\u1175\u11ab\u1100\u1173\u11af \u0344 \u0f73\n"
+)
+
 
 def text():
     parts = [ZH, JA, KO, RU, AR, OTHER, EMOJI, DIGITS, CONTRACTIONS, PUNCT, MISC, CHAT]
-    return "\n".join(parts) + "\n" + WHITESPACE + NFD
+    return "\n".join(parts) + "\n" + WHITESPACE + NFD + UNICODE
