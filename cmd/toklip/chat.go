@@ -21,13 +21,29 @@ import (
 
 // openModel opens a model by name or by its two files (see resolveModel), and returns its
 // Modelfile's defaults (nil for files given by path).
-func openModel(name, lmPath, visionPath string) (*llm.Engine, *modelfiles.Modelfile, error) {
+func openModel(name, lmPath, visionPath string, opts llm.EngineOptions) (*llm.Engine, *modelfiles.Modelfile, error) {
 	files, mf, err := resolveModel(name, lmPath, visionPath)
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, opts)
 	return e, mf, err
+}
+
+// exifFlag declares -exif, how input images' EXIF orientation is taken, and returns a function
+// that checks it and sets it in an engine's options.
+func exifFlag(fs *flag.FlagSet) func(*llm.EngineOptions) error {
+	v := fs.String("exif", "apply", "input images' EXIF orientation: apply (turn photos upright, as their owner sees them) or ignore (the pixels as stored, as TokLIP's official pipeline reads them)")
+	return func(o *llm.EngineOptions) error {
+		switch *v {
+		case "apply":
+		case "ignore":
+			o.Vision.Decode.IgnoreEXIF = true
+		default:
+			return fmt.Errorf("%w: -exif %q is not apply or ignore", errUsage, *v)
+		}
+		return nil
+	}
 }
 
 // resolveModel finds a model's files and Modelfile: by name (the embedded demo model, or one in
@@ -141,7 +157,7 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (
 	default:
 		return nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 	}
-	e, mf, err := openModel(name, *lmPath, *visionPath)
+	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{})
 	applyDefaults(fs, mf, defaultsFor[fs.Name()])
 	return e, text, err
 }

@@ -27,6 +27,7 @@ func runRun(args []string, stdout io.Writer) error {
 	temperature := fs.Float64("temperature", 0, "sampling temperature of the text (0: greedy)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	draw := fs.Bool("draw", false, "let the answer contain images")
+	exif := exifFlag(fs)
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return err
@@ -43,7 +44,11 @@ func runRun(args []string, stdout io.Writer) error {
 	case len(pos) > 2:
 		return fmt.Errorf("%w: give [MODEL] and at most one quoted message", errUsage)
 	}
-	e, mf, err := openModel(name, *lmPath, *visionPath)
+	var opts llm.EngineOptions
+	if err := exif(&opts); err != nil {
+		return err
+	}
+	e, mf, err := openModel(name, *lmPath, *visionPath, opts)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
 	"github.com/toklip/toklip/server"
+	"github.com/toklip/toklip/visiontok"
 )
 
 // DefaultPort is where `toklip serve` listens unless told otherwise.
@@ -37,10 +38,18 @@ func runServe(args []string, stdout io.Writer) error {
 	var imageHosts multiFlag
 	fs.Var(&imageHosts, "image-host", "a host image_url may name over http(s), e.g. images.example.com or *.example.com (repeatable; none by default)")
 	drain := fs.Duration("drain", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	bodyTimeout := fs.Duration("body-timeout", 60*time.Second, "how long a client may take to send a request body")
+	decodeMemory := fs.Int64("decode-memory", visiontok.DefaultDecodeMemory, "bytes all image decodes may hold at once")
+	exif := exifFlag(fs)
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return err
 	}
+	var opts llm.EngineOptions
+	if err := exif(&opts); err != nil {
+		return err
+	}
+	visiontok.SetDecodeMemory(*decodeMemory)
 	if len(pos) > 1 {
 		return fmt.Errorf("%w: give at most one model name", errUsage)
 	}
@@ -57,14 +66,14 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	// Listening first: /health says 503 (loading) until the model is in, then 200.
-	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts})
+	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts, BodyTimeout: *bodyTimeout})
 	srv := s.HTTPServer()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on http://%s/v1, loading %s\n", ln.Addr(), name)
-	e, err := llm.Open(ctx, files.LM, files.Vision, llm.EngineOptions{})
+	e, err := llm.Open(ctx, files.LM, files.Vision, opts)
 	if err != nil {
 		srv.Close()
 		return err
