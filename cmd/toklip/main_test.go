@@ -99,6 +99,8 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{[]string{"inspect", notGGUF}, 1, notGGUF + ": malformed GGUF: bad magic"},
 		{[]string{"inspect", "/no/such/file.gguf"}, 1, "no such file"},
 		{[]string{"convert", t.TempDir(), "-o", filepath.Join(t.TempDir(), "x.gguf")}, 1, "config.json"},
+		{[]string{"run", "-exif", "sideways", "hi"}, 2, `-exif "sideways" is not apply or ignore`},
+		{[]string{"serve", "-exif", "sideways"}, 2, `-exif "sideways" is not apply or ignore`},
 	}
 	for _, c := range cases {
 		code, _, errOut := runCLI(c.args...)
