@@ -5,13 +5,11 @@ go 1.26.8
 require (
 	github.com/dlclark/regexp2 v1.11.4
 	github.com/gin-gonic/gin v1.12.0
-	github.com/nlpodyssey/gopickle v0.3.0
 	github.com/ollama/ollama v0.17.4
 	github.com/openai/openai-go/v3 v3.98.0
 	github.com/prometheus/client_golang v1.25.0
 	golang.org/x/image v0.22.0
 	golang.org/x/sync v0.23.0
-	golang.org/x/text v0.42.0
 )
 
 require (
@@ -54,5 +52,6 @@ require (
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
