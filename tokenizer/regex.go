@@ -145,6 +145,9 @@ func (tr *translator) literal(c rune, escaped bool) error {
 	}
 	orbit := caseOrbit(c)
 	tr.folded = append(tr.folded, caseFold(c))
+	if n := len(tr.folded); n > 3 { // the longest multi-character folding has 3
+		tr.folded = append(tr.folded[:0], tr.folded[n-3:]...)
+	}
 	for _, f := range regexFullFold {
 		if strings.HasSuffix(string(tr.folded), f) {
 			return tr.fail("(?i) with %q, which a single character folds to, is not supported", f)
@@ -392,9 +395,6 @@ func (tr *translator) class() (runeSet, error) {
 	}
 	if negated {
 		set = set.complement()
-	}
-	if tr.out.Len()+len(set)*24 > maxTranslated {
-		return nil, tr.fail("the pattern's classes, written out, exceed %d bytes", maxTranslated)
 	}
 	return set, nil
 }
