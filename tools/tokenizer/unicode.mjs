@@ -6,9 +6,10 @@
 //              jamo and on long runs of combining marks; and the canonical combining class each
 //              code point behaves as having;
 //   props.txt  the code points its pre-tokenizer regex (Oniguruma) puts in each property class and
-//              escape that a Split pattern can use (\p{..} general categories, \s, \d, \w, \h), and
-//              in each ASCII letter under (?i).
-// Run from the repository root after `npm ci --prefix tools/tokenizer`:
+//              escape that a Split pattern can use (\p{..} general categories, \s, \d, \w, \h), in
+//              classes built of them (negated, intersected, the real pre-tokenizers'), and in
+//              letters under (?i).
+// Run from the repository root after `npm ci --prefix tools/tokenizer` (about a minute):
 //   node tools/tokenizer/unicode.mjs
 import {mkdirSync, writeFileSync} from "node:fs";
 import {Tokenizer, nfcNormalizer, nfdNormalizer} from "tokenizers";
