@@ -26,7 +26,7 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 DEMO_WORK  ?= $(CURDIR)/.demo-work
 DEMO_MODEL := modelfiles/toklip-demo
 
-.PHONY: build check-deps test fuzz bench run vet clean reference demo-model eval demo-examples
+.PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples
 
 build: check-deps
 	$(GO) build -o $(BIN) ./cmd/toklip
@@ -72,6 +72,13 @@ reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
 	/usr/bin/python3 tools/reference/make_image_goldens.py --out visiontok/testdata/inputs
 	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
+
+# Regenerates tokenizer/unicode_tables.go: HuggingFace's NFC data (Unicode 9.0, cut from Debian's
+# unicode-data) and Oniguruma's regex classes (Unicode 16.0, from npm's @unicode packages).
+unicode-tables:
+	test -f /usr/share/unicode/UnicodeData.txt || { echo "needs Debian's unicode-data: apt-get install unicode-data" >&2; exit 1; }
+	npm ci --prefix tools/unicode --no-audit --no-fund
+	$(GO) run ./tools/unicode
 
 # Trains the embedded demo model from scratch (Debian's python3-torch, about 77 minutes on 2
 # cores), converts it with toklip's own converters, and records the PyTorch evaluation's metrics

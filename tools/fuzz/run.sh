@@ -17,8 +17,9 @@ while IFS= read -r file; do
   for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+\(' "$file" | sed -e 's/^func //' -e 's/($//'); do
     n=$((n + 1))
     echo "fuzz $dir $target ($fuzztime)"
-    # -parallel 2: this machine's two cores; more workers only thrash.
-    if ! "$go" test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$dir"; then
+    # -parallel 2: this machine's two cores; more workers only thrash. A failing input is
+    # shrunk for at most 10 s (the default 60 s goes on recompiling what large inputs hold).
+    if ! "$go" test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 10s -parallel 2 "$dir"; then
       failed+=("$dir $target")
     fi
   done
