@@ -8,10 +8,11 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/toklip/toklip/internal/alloc"
 
 	"github.com/toklip/toklip/ggml"
 )
@@ -27,17 +28,6 @@ import (
 // and error texts. Anything proportional to a claimed count rather than to the bytes present
 // (the defects this guards against) exceeds it by orders of magnitude.
 func allocLimit(n int) uint64 { return 8*uint64(n) + 128<<10 }
-
-// allocated runs fn and returns the bytes the runtime allocated meanwhile. Fuzz workers run one
-// input at a time (-parallel 1 is how this target is meant to be run; with more, other workers
-// are separate processes), so little else allocates in between.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // FuzzReadGGUF feeds arbitrary bytes to the GGUF reader and checks what it promises:
 //   - it returns, allocating no more than allocLimit of the input's size;
@@ -88,7 +78,7 @@ func checkGGUF(t *testing.T, data []byte) {
 	const name = "fuzz.gguf"
 	var file *ggml.File
 	var err error
-	n := allocated(func() { file, err = ggml.Read(name, bytes.NewReader(data), int64(len(data))) })
+	n := alloc.Bytes(func() { file, err = ggml.Read(name, bytes.NewReader(data), int64(len(data))) })
 	if limit := allocLimit(len(data)); n > limit {
 		t.Fatalf("reading %d bytes allocated %d bytes, over the limit of %d (err: %v)", len(data), n, limit, err)
 	}
@@ -99,7 +89,7 @@ func checkGGUF(t *testing.T, data []byte) {
 	checkSound(t, file, int64(len(data)))
 
 	var opened *ggml.File
-	n = allocated(func() { opened, err = ggml.OpenReader(name, bytes.NewReader(data), int64(len(data))) })
+	n = alloc.Bytes(func() { opened, err = ggml.OpenReader(name, bytes.NewReader(data), int64(len(data))) })
 	if limit := allocLimit(len(data)); n > limit {
 		t.Fatalf("opening %d bytes allocated %d bytes, over the limit of %d (err: %v)", len(data), n, limit, err)
 	}
@@ -159,7 +149,7 @@ func TestHeaderAllocationIsProportional(t *testing.T) {
 	for _, c := range cases {
 		b := c.file()
 		var err error
-		got := allocated(func() { _, err = ggml.Read("x.gguf", bytes.NewReader(b), int64(len(b))) })
+		got := alloc.Bytes(func() { _, err = ggml.Read("x.gguf", bytes.NewReader(b), int64(len(b))) })
 		if limit := allocLimit(len(b)); got > limit {
 			t.Errorf("%s: %d bytes allocated %d, over the limit of %d (err: %v)", c.name, len(b), got, limit, err)
 		} else {

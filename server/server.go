@@ -33,10 +33,10 @@ type Options struct {
 	// requests beyond it get 429.
 	BodyTimeout   time.Duration
 	MaxBodyMemory int64
-	MaxImages    int    // images per request; default 8
-	MaxN         int    // choices or images per request; default 8
-	MaxRunning   int    // requests answered at once (the engine batches them); default 4
-	MaxQueue     int    // requests waiting beyond those; more get 429; default 64
+	MaxImages     int // images per request; default 8
+	MaxN          int // choices or images per request; default 8
+	MaxRunning    int // requests answered at once (the engine batches them); default 4
+	MaxQueue      int // requests waiting beyond those; more get 429; default 64
 	// ImageHosts are the hosts image_url may name over http(s) ("*.example.com": its
 	// subdomains); none by default. Fetches get FetchTimeout (default 10 s) and TokLIP's byte
 	// limit, and never reach internal addresses.

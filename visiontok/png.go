@@ -18,10 +18,10 @@ import (
 
 // pngInfo is what the chunks before the pixels say.
 type pngInfo struct {
-	width, height     int
-	depth, colorType  uint8
-	palette           [][3]uint8
-	exifOrientation   int
+	width, height    int
+	depth, colorType uint8
+	palette          [][3]uint8
+	exifOrientation  int
 }
 
 // pngChunks walks the chunks, checking lengths against the data (not CRCs: the decoder does).

@@ -84,25 +84,28 @@ func clip8(v int32) uint8 {
 	return uint8(v >> precisionBits)
 }
 
+// passes plans a resize to nw x nh for the crop window: whether each pass runs (PIL skips a pass
+// whose size does not change), their taps, and the input rows the vertical pass reads (the taps
+// of the crop's rows, or the crop's rows themselves).
+func (p *Picture) passes(nw, nh int, win cropWindow) (needV, needH bool, vt, ht taps, rowLo, rowHi int) {
+	needV, needH = nh != p.Height, nw != p.Width
+	rowLo, rowHi = win.top, win.top+win.size
+	if needV {
+		vt = precompute(p.Height, nh, win.top, win.size)
+		rowLo, rowHi = vt.rows()
+	}
+	if needH {
+		ht = precompute(p.Width, nw, win.left, win.size)
+	}
+	return needV, needH, vt, ht, rowLo, rowHi
+}
+
 // resample8 resizes an 8-bit picture to nw x nh and returns the crop window; premultiply
 // converts RGBA (LA) rows to RGBa (La) as they are read, as PIL's resize does for those modes.
 func (p *Picture) resample8(nw, nh int, win cropWindow, premultiply bool) *Picture {
 	ch := p.Mode.channels()
 	size := win.size
-	// The input rows the vertical pass reads: the taps of the crop's rows, or the crop's rows
-	// themselves when the height stays (PIL skips a pass whose size does not change).
-	needV := nh != p.Height
-	var vt taps
-	rowLo, rowHi := win.top, win.top+size
-	if needV {
-		vt = precompute(p.Height, nh, win.top, size)
-		rowLo, rowHi = vt.rows()
-	}
-	needH := nw != p.Width
-	var ht taps
-	if needH {
-		ht = precompute(p.Width, nw, win.left, size)
-	}
+	needV, needH, vt, ht, rowLo, rowHi := p.passes(nw, nh, win)
 	// Horizontal pass over the rows needed, into size columns of 8 bits.
 	tmp := make([]uint8, (rowHi-rowLo)*size*ch)
 	row := make([]uint8, p.Width*ch)
@@ -159,18 +162,7 @@ func roundUp(f float64) int32 {
 // resampleInts is resample8 for mode I: float64 weights, each pass rounded to an integer.
 func (p *Picture) resampleInts(nw, nh int, win cropWindow) *Picture {
 	size := win.size
-	needV := nh != p.Height
-	var vt taps
-	rowLo, rowHi := win.top, win.top+size
-	if needV {
-		vt = precompute(p.Height, nh, win.top, size)
-		rowLo, rowHi = vt.rows()
-	}
-	needH := nw != p.Width
-	var ht taps
-	if needH {
-		ht = precompute(p.Width, nw, win.left, size)
-	}
+	needV, needH, vt, ht, rowLo, rowHi := p.passes(nw, nh, win)
 	tmp := make([]int32, (rowHi-rowLo)*size)
 	for y := rowLo; y < rowHi; y++ {
 		src := p.Ints[y*p.Width : (y+1)*p.Width]

@@ -27,7 +27,7 @@ import (
 // Options for Load.
 type Options struct {
 	ggml.Options
-	Streams int    // incremental encoders that can run at once (KV-cache sequences); default 1
+	Streams int           // incremental encoders that can run at once (KV-cache sequences); default 1
 	Decode  DecodeOptions // limits (default DefaultLimits) and EXIF handling of input images
 }
 

@@ -7,10 +7,11 @@ import (
 	"encoding/json"
 	"math"
 	"math/big"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/toklip/toklip/internal/alloc"
 )
 
 // allocLimit is what reading a safetensors header of a file of n bytes may allocate in all
@@ -22,14 +23,6 @@ import (
 // decoder's and reader's fixed costs. A claimed length or count allocated before it is checked
 // exceeds it by orders of magnitude.
 func allocLimit(n int) uint64 { return 8*uint64(n) + 64<<10 }
-
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // safetensorsFile builds a file from a JSON header and data, as the format lays it out.
 func safetensorsFile(header string, data []byte) []byte {
@@ -60,7 +53,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 		const name = "fuzz.safetensors"
 		var list []stTensor
 		var err error
-		n := allocated(func() { list, err = readSafetensors(name, bytes.NewReader(data), int64(len(data))) })
+		n := alloc.Bytes(func() { list, err = readSafetensors(name, bytes.NewReader(data), int64(len(data))) })
 		if limit := allocLimit(len(data)); n > limit {
 			t.Fatalf("reading %d bytes allocated %d, over the limit of %d (err: %v)", len(data), n, limit, err)
 		}
@@ -100,7 +93,7 @@ func FuzzSafetensorsHeader(f *testing.F) {
 			}
 			end += st.size
 			var values []float32
-			n := allocated(func() { values, err = st.readFloatsFrom(bytes.NewReader(data)) })
+			n := alloc.Bytes(func() { values, err = st.readFloatsFrom(bytes.NewReader(data)) })
 			if err != nil || uint64(len(values)) != st.count {
 				t.Fatalf("tensor %q: read %d values of %d: %v", st.name, len(values), st.count, err)
 			}
@@ -154,7 +147,7 @@ func TestSafetensorsHeaderAllocationIsProportional(t *testing.T) {
 		{"100000 data offsets", safetensorsFile(`{"a":{"dtype":"F16","shape":[1],"data_offsets":[`+strings.Repeat("0,", 100000)+`2]}}`, make([]byte, 2)), false},
 	} {
 		var err error
-		got := allocated(func() { _, err = readSafetensors("x.safetensors", bytes.NewReader(c.file), int64(len(c.file))) })
+		got := alloc.Bytes(func() { _, err = readSafetensors("x.safetensors", bytes.NewReader(c.file), int64(len(c.file))) })
 		if (err == nil) != c.accept {
 			t.Fatalf("%s: err %v", c.name, err)
 		}

@@ -9,9 +9,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/toklip/toklip/internal/alloc"
 )
 
 // pk writes pickles opcode by opcode, so that tests can write what torch.save would not.
@@ -132,14 +133,6 @@ func validCheckpoint() []byte {
 // (gopickle allocated 2 GB for a 7-byte pickle).
 func allocLimit(n int) uint64 { return 64*uint64(n) + 256<<10 }
 
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // FuzzTorchCheckpoint feeds arbitrary bytes to the .pt reader as a whole archive, and checks
 // that it returns within allocLimit, that a refusal is one line naming the file, and that what
 // it accepts is consistent: the state_dict's tensors lie inside their storages, and each one
@@ -181,7 +174,7 @@ func checkTorch(t *testing.T, data []byte) {
 	var ck *checkpoint
 	var sd map[string]*tensorRef
 	var err error
-	n := allocated(func() {
+	n := alloc.Bytes(func() {
 		if ck, err = readCheckpoint(name, bytes.NewReader(data), int64(len(data))); err == nil {
 			sd, err = ck.stateDict()
 		}
@@ -209,7 +202,7 @@ func checkTorch(t *testing.T, data []byte) {
 			t.Fatalf("%s: shape %v stride %v offset %d count %d in a storage of %d", key, tr.shape, tr.stride, tr.offset, tr.count, tr.storage.size)
 		}
 		var values []float32
-		n := allocated(func() { values, err = ck.floats(key, tr) })
+		n := alloc.Bytes(func() { values, err = ck.floats(key, tr) })
 		if err != nil {
 			oneLine(err)
 			continue
@@ -347,7 +340,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var err error
-			n := allocated(func() { _, err = readCheckpoint("x.pt", bytes.NewReader(c.file), int64(len(c.file))) })
+			n := alloc.Bytes(func() { _, err = readCheckpoint("x.pt", bytes.NewReader(c.file), int64(len(c.file))) })
 			if err == nil || !strings.Contains(err.Error(), c.mention) {
 				t.Fatalf("got %v, want an error mentioning %q", err, c.mention)
 			}
@@ -397,7 +390,7 @@ func TestPickleAllocationIsProportional(t *testing.T) {
 	for name, pickle := range cases {
 		file := torchZip(zipEntry{name: "ck/data.pkl", data: pickle}, zipEntry{name: "ck/data/0", data: make([]byte, 24)})
 		var err error
-		got := allocated(func() { _, err = readCheckpoint("x.pt", bytes.NewReader(file), int64(len(file))) })
+		got := alloc.Bytes(func() { _, err = readCheckpoint("x.pt", bytes.NewReader(file), int64(len(file))) })
 		if limit := allocLimit(len(file)); got > limit {
 			t.Errorf("%s: %d bytes allocated %d (%.0fx), over the limit of %d (err %v)", name, len(file), got, float64(got)/float64(len(file)), limit, err)
 		} else {
