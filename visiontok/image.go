@@ -83,6 +83,11 @@ func decodeWith(ctx context.Context, data []byte, opts DecodeOptions, cropSize i
 	if f == "" {
 		return fmt.Errorf("%w: not a PNG, JPEG, GIF, WebP or BMP image", ErrImage)
 	}
+	defer func() { // the readers return errors on bad data; this guards against one that panics
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: decoding %s: %v", ErrImage, f, r)
+		}
+	}()
 	var hdr header
 	var decode func() (*Picture, error)
 	switch f {
@@ -123,11 +128,6 @@ func decodeWith(ctx context.Context, data []byte, opts DecodeOptions, cropSize i
 		return err
 	}
 	defer release()
-	defer func() { // the decoders return errors on bad data; this guards against one that panics
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: decoding %s: %v", ErrImage, f, r)
-		}
-	}()
 	pic, err := decode()
 	if err != nil {
 		return fmt.Errorf("%w: decoding %s: %v", ErrImage, f, err)

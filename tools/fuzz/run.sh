@@ -13,7 +13,7 @@ go="${GO:-go}"
 failed=()
 n=0
 while IFS= read -r file; do
-  dir="./$(dirname "$file")"
+  dir="$(dirname "$file")"
   for target in $(grep -oE '^func Fuzz[A-Za-z0-9_]+\(' "$file" | sed -e 's/^func //' -e 's/($//'); do
     n=$((n + 1))
     echo "fuzz $dir $target ($fuzztime)"
