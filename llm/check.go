@@ -3,26 +3,26 @@ package llm
 import (
 	"fmt"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
-// checkFile is the ggml.Checker for the backbone architectures: the keys ReadConfig needs, and
+// checkFile is the gguf.Checker for the backbone architectures: the keys ReadConfig needs, and
 // every tensor the model binds, with its shape. Norms and biases must be F32 (ggml's element-wise
 // kernels take them only in F32); matrices may be any type ggml multiplies.
-func checkFile(f *ggml.File) error {
+func checkFile(f *gguf.File) error {
 	c, err := ReadConfig(f)
 	if err != nil {
 		return err
 	}
 	h, q, kv := uint64(c.Hidden), uint64(c.Heads*c.HeadDim), uint64(c.KVHeads*c.HeadDim)
 	vocab, ffn := uint64(c.Vocab), uint64(c.FFN)
-	f32 := ggml.TypeF32
+	f32 := gguf.TypeF32
 
-	need := func(name string, shape []uint64, types ...ggml.TensorType) error {
+	need := func(name string, shape []uint64, types ...gguf.TensorType) error {
 		_, err := f.ExpectTensor(name, shape, types...)
 		return err
 	}
-	maybe := func(name string, shape []uint64, types ...ggml.TensorType) error {
+	maybe := func(name string, shape []uint64, types ...gguf.TensorType) error {
 		_, _, err := f.OptionalTensor(name, shape, types...)
 		return err
 	}

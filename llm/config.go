@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/projector"
 )
 
@@ -66,14 +66,14 @@ const (
 
 // ReadConfig reads and checks a backbone's configuration from its file's keys and the shape of
 // its token embedding.
-func ReadConfig(f *ggml.File) (Config, error) {
+func ReadConfig(f *gguf.File) (Config, error) {
 	c, err := readHyperparameters(f)
 	if err != nil {
 		return c, err
 	}
 	emb, ok := f.Tensor("token_embd.weight")
 	if !ok || len(emb.Shape) != 2 {
-		return c, &ggml.FileError{Path: f.Path, Tensor: "token_embd.weight", Kind: ggml.ErrMissingTensor, Detail: "a backbone needs a 2-D token embedding"}
+		return c, &gguf.FileError{Path: f.Path, Tensor: "token_embd.weight", Kind: gguf.ErrMissingTensor, Detail: "a backbone needs a 2-D token embedding"}
 	}
 	c.Vocab = int(emb.Shape[1])
 	_, hasOutput := f.Tensor("output.weight")
@@ -93,16 +93,16 @@ func ReadConfig(f *ggml.File) (Config, error) {
 func (c Config) key(name string) string { return c.Architecture + "." + name }
 
 // readHyperparameters reads what the keys alone say: everything but the vocabulary.
-func readHyperparameters(f *ggml.File) (Config, error) {
+func readHyperparameters(f *gguf.File) (Config, error) {
 	c := Config{Architecture: f.Architecture(), RopeNeoX: f.Architecture() == "qwen2"}
 	k := c.key
 	uint := func(name string, dst *int, def ...int) error {
 		var v uint32
 		var err error
 		if len(def) > 0 {
-			v, err = ggml.KeyOr(f, k(name), uint32(def[0]))
+			v, err = gguf.KeyOr(f, k(name), uint32(def[0]))
 		} else {
-			v, err = ggml.Key[uint32](f, k(name))
+			v, err = gguf.Key[uint32](f, k(name))
 		}
 		*dst = int(v)
 		return err
@@ -139,17 +139,17 @@ func readHyperparameters(f *ggml.File) (Config, error) {
 		return c, badKey(f, k("rope.dimension_count"), "%d must be even and at most the head size %d", c.RopeDim, c.HeadDim)
 	}
 	var err error
-	if c.RMSEps, err = ggml.Key[float32](f, k("attention.layer_norm_rms_epsilon")); err != nil {
+	if c.RMSEps, err = gguf.Key[float32](f, k("attention.layer_norm_rms_epsilon")); err != nil {
 		return c, err
 	}
-	if c.RopeBase, err = ggml.KeyOr(f, k("rope.freq_base"), float32(10000)); err != nil {
+	if c.RopeBase, err = gguf.KeyOr(f, k("rope.freq_base"), float32(10000)); err != nil {
 		return c, err
 	}
 	return c, readRopeScaling(f, k, &c)
 }
 
-func readRopeScaling(f *ggml.File, k func(string) string, c *Config) error {
-	kind, err := ggml.KeyOr(f, k("rope.scaling.type"), "none")
+func readRopeScaling(f *gguf.File, k func(string) string, c *Config) error {
+	kind, err := gguf.KeyOr(f, k("rope.scaling.type"), "none")
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func readRopeScaling(f *ggml.File, k func(string) string, c *Config) error {
 	switch kind {
 	case "none":
 	case "linear":
-		factor, err := ggml.Key[float32](f, k("rope.scaling.factor"))
+		factor, err := gguf.Key[float32](f, k("rope.scaling.factor"))
 		if err != nil {
 			return err
 		}
@@ -171,7 +171,7 @@ func readRopeScaling(f *ggml.File, k func(string) string, c *Config) error {
 	return nil
 }
 
-func readImageTokens(f *ggml.File, k func(string) string, vocab int) (ImageTokens, error) {
+func readImageTokens(f *gguf.File, k func(string) string, vocab int) (ImageTokens, error) {
 	var t ImageTokens
 	if _, ok := f.KV[k(keyImageCount)]; !ok {
 		for _, name := range []string{keyImageFirst, keyImageBegin, keyImageEnd, keyImageGrid} {
@@ -183,7 +183,7 @@ func readImageTokens(f *ggml.File, k func(string) string, vocab int) (ImageToken
 	}
 	vals := map[string]uint32{}
 	for _, name := range []string{keyImageFirst, keyImageCount, keyImageBegin, keyImageEnd, keyImageGrid} {
-		v, err := ggml.Key[uint32](f, k(name))
+		v, err := gguf.Key[uint32](f, k(name))
 		if err != nil {
 			return t, err
 		}
@@ -202,6 +202,6 @@ func readImageTokens(f *ggml.File, k func(string) string, vocab int) (ImageToken
 	return t, nil
 }
 
-func badKey(f *ggml.File, key, format string, args ...any) error {
-	return &ggml.FileError{Path: f.Path, Key: key, Kind: ggml.ErrFormat, Detail: fmt.Sprintf(format, args...)}
+func badKey(f *gguf.File, key, format string, args ...any) error {
+	return &gguf.FileError{Path: f.Path, Key: key, Kind: gguf.ErrFormat, Detail: fmt.Sprintf(format, args...)}
 }

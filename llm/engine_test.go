@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
 	"github.com/toklip/toklip/sampler"
@@ -71,11 +71,11 @@ func engineFiles(t *testing.T, fusion bool) (lm, vision string) {
 	}
 	engineDirs = append(engineDirs, dir)
 	lm = filepath.Join(dir, "unified.gguf")
-	if err := convert.Convert(filepath.Join("testdata", "unified", "hf"), lm, convert.Options{Type: ggml.TypeF32}); err != nil {
+	if err := convert.Convert(filepath.Join("testdata", "unified", "hf"), lm, convert.Options{Type: gguf.TypeF32}); err != nil {
 		t.Fatal(err)
 	}
 	if !fusion {
-		lm = rewrite(t, lm, func(kv map[string]any, ts []*ggml.Tensor) []*ggml.Tensor {
+		lm = rewrite(t, lm, func(kv map[string]any, ts []*gguf.Tensor) []*gguf.Tensor {
 			kv["qwen2.image.fusion"] = "none"
 			return ts
 		})
@@ -323,11 +323,11 @@ func TestEngineRejectsMismatchedPair(t *testing.T) {
 		Tokenizer: filepath.Join(vt, "tokenizer", "tokenizer.json"), Heads: 4, Groups: 8}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := llm.Open(context.Background(), convertModel(t, "llama", ggml.TypeF32), vision, llm.EngineOptions{})
+	_, err := llm.Open(context.Background(), convertModel(t, "llama", gguf.TypeF32), vision, llm.EngineOptions{})
 	if err == nil {
 		t.Fatal("a backbone without image tokens was paired with TokLIP")
 	}
-	text, err := llm.Open(context.Background(), convertModel(t, "llama", ggml.TypeF32), "", llm.EngineOptions{})
+	text, err := llm.Open(context.Background(), convertModel(t, "llama", gguf.TypeF32), "", llm.EngineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/ollama/ollama/model"
 	"github.com/ollama/ollama/model/input"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/projector"
 )
 
@@ -24,7 +24,7 @@ var architectures = []string{"qwen2", "llama"}
 func init() {
 	for _, arch := range architectures {
 		model.Register(arch, newModel)
-		ggml.RegisterArchitecture(arch, checkFile)
+		gguf.RegisterArchitecture(arch, checkFile)
 	}
 }
 
@@ -68,14 +68,14 @@ type MLP struct {
 }
 
 func newModel(c fs.Config) (model.Model, error) {
-	cfg, err := readHyperparameters(ggml.FromConfig(c)) // the vocabulary is added by Load, from the file
+	cfg, err := readHyperparameters(gguf.FromConfig(c)) // the vocabulary is added by Load, from the file
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{Layers: make([]Layer, cfg.Layers), cfg: cfg}
 	// The projector's depth is a key; whether it exists at all is known once the tensors are
 	// (Load drops it when mm.0 is absent).
-	depth, err := ggml.KeyOr(ggml.FromConfig(c), cfg.key("projector.block_count"), uint32(2))
+	depth, err := gguf.KeyOr(gguf.FromConfig(c), cfg.key("projector.block_count"), uint32(2))
 	if err != nil {
 		return nil, err
 	}

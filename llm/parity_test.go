@@ -10,7 +10,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
 	"github.com/toklip/toklip/tokenizer"
@@ -77,7 +77,7 @@ func (g golden) floats(t *testing.T, file string) []float32 {
 // convertModel converts a test checkpoint with toklip's converter, once per test binary and type.
 var converted = map[string]string{}
 
-func convertModel(t *testing.T, name string, typ ggml.TensorType) string {
+func convertModel(t *testing.T, name string, typ gguf.TensorType) string {
 	t.Helper()
 	key := name + "/" + typ.String()
 	if p, ok := converted[key]; ok {
@@ -177,7 +177,7 @@ func TestPrefillMatchesReference(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
-			b := load(t, convertModel(t, name, ggml.TypeF32), llm.Options{})
+			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
 			got := forward(t, b, tokens(acquire(t, b), g.Prompt, true))
 			d := maxDiff(t, got, g.floats(t, "prefill_logits.f32"))
 			t.Logf("%s prefill of %d tokens: max |logit - reference| = %.2e", name, len(g.Prompt), d)
@@ -192,7 +192,7 @@ func TestGreedyContinuationMatchesReference(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
-			b := load(t, convertModel(t, name, ggml.TypeF32), llm.Options{})
+			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
 			seq := acquire(t, b)
 			in := tokens(seq, g.Prompt, false)
 			in[len(in)-1].Logits = true
@@ -213,7 +213,7 @@ func TestEmbeddingOverrideMatchesReference(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
-			b := load(t, convertModel(t, name, ggml.TypeF32), llm.Options{})
+			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
 			seq := acquire(t, b)
 			embeds := g.floats(t, "override_embeddings.f32")
 			hidden := b.Config().Hidden
@@ -236,7 +236,7 @@ func TestCachedDecodeEqualsRecompute(t *testing.T) {
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
-			path := convertModel(t, name, ggml.TypeF32)
+			path := convertModel(t, name, gguf.TypeF32)
 			ids := append(slices.Clone(g.Prompt), g.Greedy...)
 
 			full := load(t, path, llm.Options{})
@@ -260,7 +260,7 @@ func TestCachedDecodeEqualsRecompute(t *testing.T) {
 // clean; Truncate rewinds a sequence.
 func TestSequencesInOneCache(t *testing.T) {
 	g := readGolden(t, "llama")
-	path := convertModel(t, "llama", ggml.TypeF32)
+	path := convertModel(t, "llama", gguf.TypeF32)
 	a, c := g.Prompt[:12], g.Prompt[12:]
 
 	ref := load(t, path, llm.Options{})
@@ -317,14 +317,14 @@ func TestSequencesInOneCache(t *testing.T) {
 
 func TestImageTokenExtension(t *testing.T) {
 	g := readGolden(t, "qwen2")
-	b := load(t, convertModel(t, "qwen2", ggml.TypeF32), llm.Options{})
+	b := load(t, convertModel(t, "qwen2", gguf.TypeF32), llm.Options{})
 	it := b.Config().Images
 	want := llm.ImageTokens{First: g.ImageTokens.FirstTokenID, Count: g.ImageTokens.TokenCount,
 		Begin: g.ImageTokens.BeginTokenID, End: g.ImageTokens.EndTokenID, Grid: g.ImageTokens.GridSize}
 	if it != want || !it.Enabled() || it.PerImage() != 16 || !it.Contains(want.First+63) || it.Contains(want.First+64) {
 		t.Fatalf("image tokens = %+v, want %+v", it, want)
 	}
-	text := load(t, convertModel(t, "llama", ggml.TypeF32), llm.Options{})
+	text := load(t, convertModel(t, "llama", gguf.TypeF32), llm.Options{})
 	if text.Config().Images.Enabled() {
 		t.Fatalf("a model without image keys reports image tokens: %+v", text.Config().Images)
 	}
@@ -338,9 +338,9 @@ func TestQuantizedModelsStayClose(t *testing.T) {
 	g := readGolden(t, "llama")
 	want := g.floats(t, "prefill_logits.f32")
 	for _, c := range []struct {
-		typ ggml.TensorType
+		typ gguf.TensorType
 		tol float64
-	}{{ggml.TypeF16, 0.003}, {ggml.TypeQ8_0, 0.05}, {ggml.TypeQ4_0, 0.5}} {
+	}{{gguf.TypeF16, 0.003}, {gguf.TypeQ8_0, 0.05}, {gguf.TypeQ4_0, 0.5}} {
 		t.Run(c.typ.String(), func(t *testing.T) {
 			b := load(t, convertModel(t, "llama", c.typ), llm.Options{})
 			got := slices.Concat(forward(t, b, tokens(acquire(t, b), g.Prompt, true))...)
@@ -363,7 +363,7 @@ func TestQuantizedModelsStayClose(t *testing.T) {
 // checkpoint's tokenizer.json does.
 func TestBackboneTokenizer(t *testing.T) {
 	for _, name := range models {
-		b := load(t, convertModel(t, name, ggml.TypeF32), llm.Options{})
+		b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
 		want, err := tokenizer.FromJSON(filepath.Join("testdata", name, "hf", "tokenizer.json"))
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	_ "github.com/toklip/toklip/llm"       // registers qwen2 with its checker
 	_ "github.com/toklip/toklip/visiontok" // registers toklip
 )
@@ -26,7 +26,7 @@ func TestDemoUnpacks(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%s: not the embedded file (%v)", path, err)
 		}
-		g, err := ggml.Open(path)
+		g, err := gguf.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

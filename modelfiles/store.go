@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // Store is the local model store: a folder of blobs named by their sha256 and of manifests, one
@@ -180,7 +180,7 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		if !filepath.IsAbs(p) {
 			paths[i] = filepath.Join(dir, p)
 		}
-		if _, err := ggml.ReadFile(paths[i]); err != nil { // a GGUF whose header holds together
+		if _, err := gguf.ReadFile(paths[i]); err != nil { // a GGUF whose header holds together
 			return err
 		}
 		st, err := os.Stat(paths[i])

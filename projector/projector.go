@@ -16,6 +16,7 @@ import (
 	"github.com/ollama/ollama/ml/nn"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // Config is the projector's shape, from the model file.
@@ -31,20 +32,20 @@ var Activations = []string{"gelu", "gelu_tanh", "silu"}
 
 // ReadConfig reads the projector keys of a file whose architecture is arch, and checks its tensors
 // against the LLM's hidden size.
-func ReadConfig(f *ggml.File, arch string, hidden int) (Config, error) {
+func ReadConfig(f *gguf.File, arch string, hidden int) (Config, error) {
 	var c Config
 	w, ok := f.Tensor("mm.0.weight")
 	if !ok {
 		return c, nil
 	}
-	depth, err := ggml.KeyOr(f, arch+".projector.block_count", uint32(2))
+	depth, err := gguf.KeyOr(f, arch+".projector.block_count", uint32(2))
 	if err != nil {
 		return c, err
 	}
-	if c.Activation, err = ggml.KeyOr(f, arch+".projector.activation", "gelu"); err != nil {
+	if c.Activation, err = gguf.KeyOr(f, arch+".projector.activation", "gelu"); err != nil {
 		return c, err
 	}
-	fusion, err := ggml.KeyOr(f, arch+".image.fusion", "none")
+	fusion, err := gguf.KeyOr(f, arch+".image.fusion", "none")
 	if err != nil {
 		return c, err
 	}
@@ -68,7 +69,7 @@ func ReadConfig(f *ggml.File, arch string, hidden int) (Config, error) {
 		if _, err := f.ExpectTensor(p+"weight", []uint64{in, uint64(hidden)}); err != nil {
 			return c, err
 		}
-		if _, err := f.ExpectTensor(p+"bias", []uint64{uint64(hidden)}, ggml.TypeF32); err != nil {
+		if _, err := f.ExpectTensor(p+"bias", []uint64{uint64(hidden)}, gguf.TypeF32); err != nil {
 			return c, err
 		}
 		in = uint64(hidden)
@@ -76,8 +77,8 @@ func ReadConfig(f *ggml.File, arch string, hidden int) (Config, error) {
 	return c, nil
 }
 
-func keyErr(f *ggml.File, key, format string, args ...any) error {
-	return &ggml.FileError{Path: f.Path, Key: key, Kind: ggml.ErrFormat, Detail: fmt.Sprintf(format, args...)}
+func keyErr(f *gguf.File, key, format string, args ...any) error {
+	return &gguf.FileError{Path: f.Path, Key: key, Kind: gguf.ErrFormat, Detail: fmt.Sprintf(format, args...)}
 }
 
 // MLP is the projector's weights, bound from mm.0, mm.1, ...

@@ -6,23 +6,23 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // FromGGUF loads the tokenizer that a GGUF file describes in llama.cpp's tokenizer.ggml.* keys:
 // "gpt2" (byte-level BPE, with the pre-tokenizer named by tokenizer.ggml.pre) or "llama"
 // (SentencePiece, with merges ranked by the tokens' scores). Tokens typed control or user-defined
 // are added tokens, matched in the text before BPE, as llama.cpp does.
-func FromGGUF(f *ggml.File) (*Tokenizer, error) {
-	kind, err := ggml.Key[string](f, "tokenizer.ggml.model")
+func FromGGUF(f *gguf.File) (*Tokenizer, error) {
+	kind, err := gguf.Key[string](f, "tokenizer.ggml.model")
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := ggml.Key[[]string](f, "tokenizer.ggml.tokens")
+	tokens, err := gguf.Key[[]string](f, "tokenizer.ggml.tokens")
 	if err != nil {
 		return nil, err
 	}
-	types, err := ggml.KeyOr(f, "tokenizer.ggml.token_type", []int32(nil))
+	types, err := gguf.KeyOr(f, "tokenizer.ggml.token_type", []int32(nil))
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func FromGGUF(f *ggml.File) (*Tokenizer, error) {
 			err = b.setPiece(int32(id), piece, typ)
 		}
 		if err != nil {
-			return nil, &ggml.FileError{Path: f.Path, Key: "tokenizer.ggml.tokens", Kind: ggml.ErrFormat, Detail: err.Error()}
+			return nil, &gguf.FileError{Path: f.Path, Key: "tokenizer.ggml.tokens", Kind: gguf.ErrFormat, Detail: err.Error()}
 		}
 	}
 	t := b.t
@@ -63,14 +63,14 @@ func FromGGUF(f *ggml.File) (*Tokenizer, error) {
 		return nil, keyErr(f, "tokenizer.ggml.model", "tokenizer %q is not supported (gpt2, llama)", kind)
 	}
 	if err := b.finish(rules, ranks); err != nil {
-		return nil, &ggml.FileError{Path: f.Path, Key: "tokenizer.ggml.merges", Kind: ggml.ErrFormat, Detail: err.Error()}
+		return nil, &gguf.FileError{Path: f.Path, Key: "tokenizer.ggml.merges", Kind: gguf.ErrFormat, Detail: err.Error()}
 	}
 	for _, s := range []struct {
 		key string
 		dst *int32
 	}{{"tokenizer.ggml.bos_token_id", &t.BOS}, {"tokenizer.ggml.eos_token_id", &t.EOS},
 		{"tokenizer.ggml.padding_token_id", &t.Pad}, {"tokenizer.ggml.unknown_token_id", &t.unknown}} {
-		id, err := ggml.KeyOr(f, s.key, uint32(1<<31))
+		id, err := gguf.KeyOr(f, s.key, uint32(1<<31))
 		if err != nil {
 			return nil, err
 		}
@@ -81,13 +81,13 @@ func FromGGUF(f *ggml.File) (*Tokenizer, error) {
 			*s.dst = int32(id)
 		}
 	}
-	if t.AddBOS, err = ggml.KeyOr(f, "tokenizer.ggml.add_bos_token", t.kind == SentencePieceBPE); err != nil {
+	if t.AddBOS, err = gguf.KeyOr(f, "tokenizer.ggml.add_bos_token", t.kind == SentencePieceBPE); err != nil {
 		return nil, err
 	}
-	if t.AddEOS, err = ggml.KeyOr(f, "tokenizer.ggml.add_eos_token", false); err != nil {
+	if t.AddEOS, err = gguf.KeyOr(f, "tokenizer.ggml.add_eos_token", false); err != nil {
 		return nil, err
 	}
-	if t.ChatTemplate, err = ggml.KeyOr(f, "tokenizer.chat_template", ""); err != nil {
+	if t.ChatTemplate, err = gguf.KeyOr(f, "tokenizer.chat_template", ""); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -99,8 +99,8 @@ var byteLevelOptions = map[string]struct{ nfc, ignoreMerges bool }{
 	"qwen2": {nfc: true}, "llama-bpe": {ignoreMerges: true}, "gpt-2": {},
 }
 
-func (t *Tokenizer) readGPT2(f *ggml.File) ([][2]string, error) {
-	pre, err := ggml.KeyOr(f, "tokenizer.ggml.pre", "gpt-2")
+func (t *Tokenizer) readGPT2(f *gguf.File) ([][2]string, error) {
+	pre, err := gguf.KeyOr(f, "tokenizer.ggml.pre", "gpt-2")
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (t *Tokenizer) readGPT2(f *ggml.File) ([][2]string, error) {
 		return nil, err
 	}
 	t.nfc, t.ignoreMerges = opts.nfc, opts.ignoreMerges
-	merges, err := ggml.Key[[]string](f, "tokenizer.ggml.merges")
+	merges, err := gguf.Key[[]string](f, "tokenizer.ggml.merges")
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +134,8 @@ func (t *Tokenizer) readGPT2(f *ggml.File) ([][2]string, error) {
 // concatenation is a piece, and pieces of higher score merge first (ties leftmost), which is
 // llama.cpp's SentencePiece algorithm. Every split of a piece into two pieces is a rule; the
 // rules making one piece share its rank, and so do pieces of equal score.
-func (t *Tokenizer) readSentencePiece(f *ggml.File, b *builder) ([][2]string, []int32, error) {
-	scores, err := ggml.Key[[]float32](f, "tokenizer.ggml.scores")
+func (t *Tokenizer) readSentencePiece(f *gguf.File, b *builder) ([][2]string, []int32, error) {
+	scores, err := gguf.Key[[]float32](f, "tokenizer.ggml.scores")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +144,7 @@ func (t *Tokenizer) readSentencePiece(f *ggml.File, b *builder) ([][2]string, []
 	}
 	t.scores = scores
 	t.spaceMarker, t.byteFallback, t.fuseUnknown = true, true, true
-	if t.prependSpace, err = ggml.KeyOr(f, "tokenizer.ggml.add_space_prefix", true); err != nil {
+	if t.prependSpace, err = gguf.KeyOr(f, "tokenizer.ggml.add_space_prefix", true); err != nil {
 		return nil, nil, err
 	}
 	t.stripSpace = t.prependSpace
@@ -185,8 +185,8 @@ func (t *Tokenizer) readSentencePiece(f *ggml.File, b *builder) ([][2]string, []
 	return rules, ranks, nil
 }
 
-func keyErr(f *ggml.File, key, format string, args ...any) error {
-	return &ggml.FileError{Path: f.Path, Key: key, Kind: ggml.ErrFormat, Detail: fmt.Sprintf(format, args...)}
+func keyErr(f *gguf.File, key, format string, args ...any) error {
+	return &gguf.FileError{Path: f.Path, Key: key, Kind: gguf.ErrFormat, Detail: fmt.Sprintf(format, args...)}
 }
 
 // Metadata returns the tokenizer.* keys of llama.cpp's GGUF layout for this tokenizer, with the

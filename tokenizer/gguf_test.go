@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -42,10 +42,10 @@ func viaGGUF(t *testing.T, kv map[string]any) (*tokenizer.Tokenizer, error) {
 	t.Helper()
 	kv["general.architecture"] = "tokenizer-only"
 	path := filepath.Join(t.TempDir(), "tokenizer.gguf")
-	if err := ggml.WriteFile(path, kv, nil); err != nil {
+	if err := gguf.WriteFile(path, kv, nil); err != nil {
 		t.Fatal(err)
 	}
-	f, err := ggml.ReadFile(path)
+	f, err := gguf.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -156,17 +156,17 @@ func TestBadTokenizerFiles(t *testing.T) {
 		})
 	}
 
-	gguf := func(t *testing.T, kv map[string]any) error {
+	fromKV := func(t *testing.T, kv map[string]any) error {
 		_, err := viaGGUF(t, kv)
 		return err
 	}
-	if err := gguf(t, map[string]any{"tokenizer.ggml.model": "gpt2"}); !errors.Is(err, ggml.ErrMissingKey) || !strings.Contains(err.Error(), "tokenizer.ggml.tokens") {
+	if err := fromKV(t, map[string]any{"tokenizer.ggml.model": "gpt2"}); !errors.Is(err, gguf.ErrMissingKey) || !strings.Contains(err.Error(), "tokenizer.ggml.tokens") {
 		t.Fatalf("missing tokens: %v", err)
 	}
-	if err := gguf(t, map[string]any{"tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": []string{"a"}}); err == nil || !strings.Contains(err.Error(), `"bert"`) {
+	if err := fromKV(t, map[string]any{"tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": []string{"a"}}); err == nil || !strings.Contains(err.Error(), `"bert"`) {
 		t.Fatalf("unknown model: %v", err)
 	}
-	if err := gguf(t, map[string]any{"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "falcon", "tokenizer.ggml.tokens": []string{"a"}}); err == nil || !strings.Contains(err.Error(), `"falcon"`) {
+	if err := fromKV(t, map[string]any{"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "falcon", "tokenizer.ggml.tokens": []string{"a"}}); err == nil || !strings.Contains(err.Error(), `"falcon"`) {
 		t.Fatalf("unknown pre-tokenizer: %v", err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // Tensors lists every tensor a TokLIP file of this shape holds, with its ggml shape (PyTorch's
@@ -143,9 +143,9 @@ func u64(s []int) []uint64 {
 	return out
 }
 
-// checkFile is the ggml.Checker for TokLIP files: the keys, then every tensor with its shape and
+// checkFile is the gguf.Checker for TokLIP files: the keys, then every tensor with its shape and
 // type, and nothing else.
-func checkFile(f *ggml.File) error {
+func checkFile(f *gguf.File) error {
 	c, err := ReadConfig(f)
 	if err != nil {
 		return err
@@ -158,9 +158,9 @@ func checkFile(f *ggml.File) error {
 	sort.Strings(names)
 	for _, n := range names {
 		s := specs[n]
-		var types []ggml.TensorType
+		var types []gguf.TensorType
 		if s.F32 {
-			types = []ggml.TensorType{ggml.TypeF32}
+			types = []gguf.TensorType{gguf.TypeF32}
 		}
 		if _, err := f.ExpectTensor(n, s.Shape, types...); err != nil {
 			return err
@@ -168,7 +168,7 @@ func checkFile(f *ggml.File) error {
 	}
 	for _, t := range f.Tensors {
 		if _, ok := specs[t.Name]; !ok {
-			return &ggml.FileError{Path: f.Path, Tensor: t.Name, Kind: ggml.ErrFormat, Detail: "not a tensor of a TokLIP model of this shape"}
+			return &gguf.FileError{Path: f.Path, Tensor: t.Name, Kind: gguf.ErrFormat, Detail: "not a tensor of a TokLIP model of this shape"}
 		}
 	}
 	return nil

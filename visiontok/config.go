@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // Architecture is general.architecture of a TokLIP vision-tokenizer file.
@@ -54,10 +54,10 @@ func (c Config) PerImage() int { return c.Grid * c.Grid }
 func key(name string) string { return Architecture + "." + name }
 
 // ReadConfig reads and checks a TokLIP file's keys.
-func ReadConfig(f *ggml.File) (Config, error) {
+func ReadConfig(f *gguf.File) (Config, error) {
 	var c Config
 	u := func(name string, dst *int) error {
-		v, err := ggml.Key[uint32](f, key(name))
+		v, err := gguf.Key[uint32](f, key(name))
 		*dst = int(v)
 		return err
 	}
@@ -76,17 +76,17 @@ func ReadConfig(f *ggml.File) (Config, error) {
 	); err != nil {
 		return c, err
 	}
-	mult, err := ggml.Key[[]int32](f, key("vq.channel_mult"))
+	mult, err := gguf.Key[[]int32](f, key("vq.channel_mult"))
 	if err != nil {
 		return c, err
 	}
 	for _, m := range mult {
 		c.ChannelMult = append(c.ChannelMult, int(m))
 	}
-	if c.LNEps, err = ggml.KeyOr(f, key("attention.layer_norm_epsilon"), float32(1e-6)); err != nil {
+	if c.LNEps, err = gguf.KeyOr(f, key("attention.layer_norm_epsilon"), float32(1e-6)); err != nil {
 		return c, err
 	}
-	if kind, err := ggml.KeyOr(f, key("vq.kind"), "llamagen-vq16"); err != nil {
+	if kind, err := gguf.KeyOr(f, key("vq.kind"), "llamagen-vq16"); err != nil {
 		return c, err
 	} else if kind != "llamagen-vq16" {
 		return c, bad(f, "vq.kind", "VQ tokenizer %q is not supported (llamagen-vq16)", kind)
@@ -110,13 +110,13 @@ func ReadConfig(f *ggml.File) (Config, error) {
 	return c, err
 }
 
-func readTextConfig(f *ggml.File) (TextConfig, error) {
+func readTextConfig(f *gguf.File) (TextConfig, error) {
 	var t TextConfig
 	if _, ok := f.KV[key("text.block_count")]; !ok {
 		return t, nil
 	}
 	u := func(name string, dst *int) error {
-		v, err := ggml.Key[uint32](f, key(name))
+		v, err := gguf.Key[uint32](f, key(name))
 		*dst = int(v)
 		return err
 	}
@@ -131,7 +131,7 @@ func readTextConfig(f *ggml.File) (TextConfig, error) {
 		return t, err
 	}
 	var err error
-	if t.Canonicalize, err = ggml.KeyOr(f, key("text.canonicalize"), true); err != nil {
+	if t.Canonicalize, err = gguf.KeyOr(f, key("text.canonicalize"), true); err != nil {
 		return t, err
 	}
 	if t.Depth == 0 || t.Width == 0 || t.Heads == 0 || t.Width%t.Heads != 0 || t.Context == 0 || t.Vocab == 0 {
@@ -140,8 +140,8 @@ func readTextConfig(f *ggml.File) (TextConfig, error) {
 	return t, nil
 }
 
-func bad(f *ggml.File, name, format string, args ...any) error {
-	return &ggml.FileError{Path: f.Path, Key: key(name), Kind: ggml.ErrFormat, Detail: fmt.Sprintf(format, args...)}
+func bad(f *gguf.File, name, format string, args ...any) error {
+	return &gguf.FileError{Path: f.Path, Key: key(name), Kind: gguf.ErrFormat, Detail: fmt.Sprintf(format, args...)}
 }
 
 // KV is the model's keys as a GGUF file holds them (ReadConfig reads them back). general.* and

@@ -6,13 +6,12 @@ import (
 	"github.com/ollama/ollama/ml"
 	"github.com/ollama/ollama/ml/nn"
 	"github.com/ollama/ollama/model"
-
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 func init() {
 	model.Register(Architecture, newModel)
-	ggml.RegisterArchitecture(Architecture, checkFile)
+	gguf.RegisterArchitecture(Architecture, checkFile)
 }
 
 // Model is TokLIP on ollama's engine, its weights bound by the gguf tags (names in Config.Tensors).
@@ -126,7 +125,7 @@ type TextTower struct {
 }
 
 func newModel(c fs.Config) (model.Model, error) {
-	cfg, err := ReadConfig(ggml.FromConfig(c))
+	cfg, err := ReadConfig(gguf.FromConfig(c))
 	if err != nil {
 		return nil, err
 	}

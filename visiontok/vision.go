@@ -21,6 +21,7 @@ import (
 	"github.com/ollama/ollama/ml"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -35,7 +36,7 @@ type Options struct {
 // at a time.
 type Vision struct {
 	model    *Model
-	file     *ggml.File
+	file     *gguf.File
 	cfg      Config
 	tok      *tokenizer.Tokenizer // nil without a text tower
 	codebook []float32            // l2-normalized rows, for the quantizer

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
 	"github.com/toklip/toklip/visiontok"
@@ -77,7 +78,7 @@ func runInspect(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	f, err := ggml.Open(pos[0])
+	f, err := gguf.Open(pos[0])
 	if err != nil {
 		return err
 	}
@@ -119,6 +120,6 @@ func runSystem(args []string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "ggml CPU features  %s\nthreads            %d (physical cores)\narchitectures      %s\n",
-		strings.Join(ggml.CPUFeatures(), " "), ggml.DefaultThreads(), strings.Join(ggml.Architectures(), ", "))
+		strings.Join(ggml.CPUFeatures(), " "), ggml.DefaultThreads(), strings.Join(gguf.Architectures(), ", "))
 	return nil
 }

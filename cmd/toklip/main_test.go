@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/toklip/toklip/demo"
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -68,12 +68,12 @@ func TestConvertTokLIPCheckpoint(t *testing.T) {
 	if code, stdout, errOut := runCLI("inspect", q8); code != 0 || !strings.Contains(stdout, "Q8_0") {
 		t.Fatalf("inspect the Q8_0 file: exit %d, %q %q", code, stdout, errOut)
 	}
-	f, err := ggml.ReadFile(q8)
+	f, err := gguf.ReadFile(q8)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]ggml.TensorType{"blk.0.ffn_up.weight": ggml.TypeQ8_0, "s.blk.0.ffn_up.weight": ggml.TypeQ8_0,
-		"s.pos_embd.weight": ggml.TypeF32, "v.codebook.weight": ggml.TypeF32} {
+	for name, want := range map[string]gguf.TensorType{"blk.0.ffn_up.weight": gguf.TypeQ8_0, "s.blk.0.ffn_up.weight": gguf.TypeQ8_0,
+		"s.pos_embd.weight": gguf.TypeF32, "v.codebook.weight": gguf.TypeF32} {
 		if ti, ok := f.Tensor(name); !ok || ti.Type != want {
 			t.Errorf("%s: %v (present %v), want %s", name, ti.Type, ok, want)
 		}

@@ -14,12 +14,13 @@ import (
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	_ "github.com/toklip/toklip/llm" // registers the architectures whose files Convert checks
 )
 
 // Options for Convert.
 type Options struct {
-	Type ggml.TensorType // type of the weight matrices: F32 (the zero value), F16, BF16, Q8_0, Q4_0
+	Type gguf.TensorType // type of the weight matrices: F32 (the zero value), F16, BF16, Q8_0, Q4_0
 	Name string          // general.name; default: the config's _name_or_path or the folder's name
 }
 
@@ -43,7 +44,7 @@ func Convert(dir, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := ggml.WriteModel(out, kv, tensors); err != nil {
+	if err := gguf.WriteModel(out, kv, tensors); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil
@@ -160,12 +161,12 @@ func ggufName(name string, cfg hfConfig) (string, error) {
 	return "", fmt.Errorf("checkpoint tensor %q is not part of a %s model", name, cfg.arch())
 }
 
-func mapTensors(dir string, cfg hfConfig, target ggml.TensorType) ([]*ggml.Tensor, error) {
+func mapTensors(dir string, cfg hfConfig, target gguf.TensorType) ([]*gguf.Tensor, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
 	if err != nil || len(files) == 0 {
 		return nil, fmt.Errorf("convert: no .safetensors files in %s", dir)
 	}
-	var out []*ggml.Tensor
+	var out []*gguf.Tensor
 	seen := map[string]string{}
 	for _, file := range files {
 		list, err := readSafetensorsHeader(file)
@@ -188,7 +189,7 @@ func mapTensors(dir string, cfg hfConfig, target ggml.TensorType) ([]*ggml.Tenso
 		}
 	}
 	if cfg.RopeScaling.kind() == "llama3" {
-		t, err := ggml.EncodeTensor("rope_freqs.weight", ggml.TypeF32, []uint64{uint64(cfg.headDim() / 2)}, llama3RopeFactors(cfg))
+		t, err := ggml.EncodeTensor("rope_freqs.weight", gguf.TypeF32, []uint64{uint64(cfg.headDim() / 2)}, llama3RopeFactors(cfg))
 		if err != nil {
 			return nil, err
 		}
@@ -198,13 +199,13 @@ func mapTensors(dir string, cfg hfConfig, target ggml.TensorType) ([]*ggml.Tenso
 }
 
 // convertTensor describes one output tensor; its data is read and converted when it is written.
-func convertTensor(st stTensor, name string, cfg hfConfig, target ggml.TensorType) *ggml.Tensor {
+func convertTensor(st stTensor, name string, cfg hfConfig, target gguf.TensorType) *gguf.Tensor {
 	shape := make([]uint64, len(st.shape)) // ggml order is PyTorch order reversed
 	for i, d := range st.shape {
 		shape[len(shape)-1-i] = d
 	}
-	typ := ggml.QuantizedType(name, shape, ggml.TypeF32, target, nil)
-	return &ggml.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
+	typ := ggml.QuantizedType(name, shape, gguf.TypeF32, target, nil)
+	return &gguf.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
 		values, err := st.readFloats()
 		if err != nil {
 			return nil, err

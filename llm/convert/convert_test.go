@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm/convert"
 )
 
 func testdata(name string) string { return filepath.Join("..", "testdata", name, "hf") }
 
-func convertTo(t *testing.T, dir string, typ ggml.TensorType) (*ggml.File, error) {
+func convertTo(t *testing.T, dir string, typ gguf.TensorType) (*gguf.File, error) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "m.gguf")
 	if err := convert.Convert(dir, out, convert.Options{Type: typ}); err != nil {
@@ -23,7 +23,7 @@ func convertTo(t *testing.T, dir string, typ ggml.TensorType) (*ggml.File, error
 		}
 		return nil, err
 	}
-	return ggml.Open(out)
+	return gguf.Open(out)
 }
 
 func TestTokenizerMetadata(t *testing.T) {
@@ -52,7 +52,7 @@ func TestTokenizerMetadata(t *testing.T) {
 			if err := json.Unmarshal(data, &tok); err != nil {
 				t.Fatal(err)
 			}
-			f, err := convertTo(t, testdata(c.name), ggml.TypeF32)
+			f, err := convertTo(t, testdata(c.name), gguf.TypeF32)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,17 +92,17 @@ func TestTokenizerMetadata(t *testing.T) {
 }
 
 func TestTiedOutputAndTypes(t *testing.T) {
-	f, err := convertTo(t, testdata("qwen2"), ggml.TypeQ8_0)
+	f, err := convertTo(t, testdata("qwen2"), gguf.TypeQ8_0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.Tensor("output.weight"); ok {
 		t.Fatal("a tied model must not carry output.weight")
 	}
-	for name, want := range map[string]ggml.TensorType{
-		"token_embd.weight": ggml.TypeQ8_0, "blk.0.attn_q.weight": ggml.TypeQ8_0,
-		"blk.0.attn_q.bias": ggml.TypeF32, "blk.0.attn_norm.weight": ggml.TypeF32,
-		"blk.0.ffn_up.weight": ggml.TypeQ8_0, "blk.0.ffn_down.weight": ggml.TypeQ8_0,
+	for name, want := range map[string]gguf.TensorType{
+		"token_embd.weight": gguf.TypeQ8_0, "blk.0.attn_q.weight": gguf.TypeQ8_0,
+		"blk.0.attn_q.bias": gguf.TypeF32, "blk.0.attn_norm.weight": gguf.TypeF32,
+		"blk.0.ffn_up.weight": gguf.TypeQ8_0, "blk.0.ffn_down.weight": gguf.TypeQ8_0,
 	} {
 		if info, ok := f.Tensor(name); !ok || info.Type != want {
 			t.Errorf("%s: type %s, want %s", name, info.Type, want)
@@ -111,7 +111,7 @@ func TestTiedOutputAndTypes(t *testing.T) {
 	if ft := f.KV["general.file_type"]; ft != uint32(7) {
 		t.Errorf("general.file_type = %v, want 7 (Q8_0)", ft)
 	}
-	g, err := convertTo(t, testdata("llama"), ggml.TypeF32)
+	g, err := convertTo(t, testdata("llama"), gguf.TypeF32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestBadCheckpoints(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyDir(t, testdata("qwen2"))
 			c.damage(dir)
-			_, err := convertTo(t, dir, ggml.TypeF32)
+			_, err := convertTo(t, dir, gguf.TypeF32)
 			if err == nil || !strings.Contains(err.Error(), c.mention) {
 				t.Fatalf("got %v, want an error mentioning %q", err, c.mention)
 			}

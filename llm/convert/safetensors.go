@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // The safetensors format is an 8-byte header length, a JSON header naming each tensor's dtype,
@@ -257,6 +258,6 @@ func (t stTensor) readFloatsFrom(r io.ReaderAt) ([]float32, error) {
 	if _, err := r.ReadAt(data, t.offset); err != nil {
 		return nil, fmt.Errorf("%s: tensor %q: %w", t.file, t.name, err)
 	}
-	typ := map[string]ggml.TensorType{"F32": ggml.TypeF32, "F16": ggml.TypeF16, "BF16": ggml.TypeBF16}[t.dtype]
+	typ := map[string]gguf.TensorType{"F32": gguf.TypeF32, "F16": gguf.TypeF16, "BF16": gguf.TypeBF16}[t.dtype]
 	return ggml.DecodeFloats(typ, data, t.count)
 }

@@ -18,13 +18,14 @@ import (
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/tokenizer"
 	"github.com/toklip/toklip/visiontok"
 )
 
 // Options for Convert.
 type Options struct {
-	Type      ggml.TensorType // ViT and text-tower matrices: F32 (the zero value), F16 or Q8_0; the VQ model stays F32
+	Type      gguf.TensorType // ViT and text-tower matrices: F32 (the zero value), F16 or Q8_0; the VQ model stays F32
 	Tokenizer string          // the text tower's tokenizer.json (SigLIP2's Gemma tokenizer), with its tokenizer_config.json
 	Heads     int             // attention heads of the ViT and the text tower; default 16 (So400m)
 	Groups    int             // GroupNorm groups of the VQ model; default 32 (LlamaGen)
@@ -41,7 +42,7 @@ func Convert(src, out string, opts Options) error {
 		opts.Groups = 32
 	}
 	switch opts.Type {
-	case ggml.TypeF32, ggml.TypeF16, ggml.TypeQ8_0:
+	case gguf.TypeF32, gguf.TypeF16, gguf.TypeQ8_0:
 	default:
 		return fmt.Errorf("convert: type %s is not offered for TokLIP (F32, F16, Q8_0)", opts.Type)
 	}
@@ -66,7 +67,7 @@ func Convert(src, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := ggml.WriteModel(out, kv, tensors); err != nil {
+	if err := gguf.WriteModel(out, kv, tensors); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil
@@ -264,14 +265,14 @@ func ggufName(key string) (name string, ok bool) {
 	return "", false
 }
 
-func mapTensors(ck *checkpoint, sd map[string]*tensorRef, cfg visiontok.Config, target ggml.TensorType) ([]*ggml.Tensor, error) {
+func mapTensors(ck *checkpoint, sd map[string]*tensorRef, cfg visiontok.Config, target gguf.TensorType) ([]*gguf.Tensor, error) {
 	specs := cfg.Tensors()
 	keys := make([]string, 0, len(sd))
 	for k := range sd {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var out []*ggml.Tensor
+	var out []*gguf.Tensor
 	seen := map[string]bool{}
 	for _, k := range keys {
 		name, ok := ggufName(k)
@@ -286,16 +287,16 @@ func mapTensors(ck *checkpoint, sd map[string]*tensorRef, cfg visiontok.Config, 
 			return nil, fmt.Errorf("%s: state_dict key %q (%s) does not fit a model of this shape", ck.path, k, name)
 		}
 		t := sd[k]
-		if t.elements() != int(ggml.TensorInfo{Shape: spec.Shape}.Elements()) {
-			return nil, fmt.Errorf("%s: state_dict key %q has shape %v, want %d values (%v in ggml order)", ck.path, k, t.shape, ggml.TensorInfo{Shape: spec.Shape}.Elements(), spec.Shape)
+		if t.elements() != int(gguf.TensorInfo{Shape: spec.Shape}.Elements()) {
+			return nil, fmt.Errorf("%s: state_dict key %q has shape %v, want %d values (%v in ggml order)", ck.path, k, t.shape, gguf.TensorInfo{Shape: spec.Shape}.Elements(), spec.Shape)
 		}
-		typ := ggml.TypeF32
+		typ := gguf.TypeF32
 		if !spec.F32 && len(spec.Shape) >= 2 && spec.Shape[0]%target.BlockSize() == 0 {
 			typ = target
 		}
 		seen[name] = true
 		key, shape := k, spec.Shape
-		out = append(out, &ggml.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
+		out = append(out, &gguf.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
 			values, err := ck.floats(key, t)
 			if err != nil {
 				return nil, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 const (
@@ -25,7 +26,7 @@ func TestRoundTrip(t *testing.T) {
 	if err := Convert(testCheckpoint, out, tinyOptions()); err != nil {
 		t.Fatal(err)
 	}
-	f, err := ggml.Open(out)
+	f, err := gguf.Open(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +60,8 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enc, _ := ggml.EncodeTensor(name, ggml.TypeF32, info.Shape, want)
-		if info.Type != ggml.TypeF32 || !bytes.Equal(data, enc.Data) {
+		enc, _ := ggml.EncodeTensor(name, gguf.TypeF32, info.Shape, want)
+		if info.Type != gguf.TypeF32 || !bytes.Equal(data, enc.Data) {
 			t.Fatalf("%s: the converted values differ from the checkpoint's", key)
 		}
 		kept++
@@ -80,18 +81,18 @@ func TestRoundTrip(t *testing.T) {
 func TestQuantizedViT(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tiny-f16.gguf")
 	opts := tinyOptions()
-	opts.Type = ggml.TypeF16
+	opts.Type = gguf.TypeF16
 	if err := Convert(testCheckpoint, out, opts); err != nil {
 		t.Fatal(err)
 	}
-	f, err := ggml.Open(out)
+	f, err := gguf.Open(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]ggml.TensorType{
-		"blk.0.attn_qkv.weight": ggml.TypeF16, "s.blk.1.ffn_up.weight": ggml.TypeF16,
-		"blk.0.attn_qkv.bias": ggml.TypeF32, "v.codebook.weight": ggml.TypeF32,
-		"v.enc.down.0.res.0.conv1.weight": ggml.TypeF32, "v.dec.conv_out.weight": ggml.TypeF32,
+	for name, want := range map[string]gguf.TensorType{
+		"blk.0.attn_qkv.weight": gguf.TypeF16, "s.blk.1.ffn_up.weight": gguf.TypeF16,
+		"blk.0.attn_qkv.bias": gguf.TypeF32, "v.codebook.weight": gguf.TypeF32,
+		"v.enc.down.0.res.0.conv1.weight": gguf.TypeF32, "v.dec.conv_out.weight": gguf.TypeF32,
 	} {
 		if info, _ := f.Tensor(name); info.Type != want {
 			t.Errorf("%s is %s, want %s", name, info.Type, want)
@@ -135,7 +136,7 @@ func TestBadStateDicts(t *testing.T) {
 			c.edit(sd)
 			cfg, err := inferConfig(testCheckpoint, sd, tinyOptions())
 			if err == nil {
-				_, err = mapTensors(ck, sd, cfg, ggml.TypeF32)
+				_, err = mapTensors(ck, sd, cfg, gguf.TypeF32)
 			}
 			if err == nil || !strings.Contains(err.Error(), c.mention) {
 				t.Fatalf("got %v, want an error naming %s", err, c.mention)

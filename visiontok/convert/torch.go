@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // A PyTorch checkpoint saved by torch.save is a zip archive: "<name>/data.pkl" is a pickle of the
@@ -341,8 +342,8 @@ func (c *checkpoint) floats(name string, t *tensorRef) ([]float32, error) {
 		}
 		return out, nil
 	case "F16":
-		return ggml.DecodeFloats(ggml.TypeF16, raw, uint64(t.count))
+		return ggml.DecodeFloats(gguf.TypeF16, raw, uint64(t.count))
 	default:
-		return ggml.DecodeFloats(ggml.TypeBF16, raw, uint64(t.count))
+		return ggml.DecodeFloats(gguf.TypeBF16, raw, uint64(t.count))
 	}
 }

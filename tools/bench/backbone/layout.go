@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm/convert"
 )
 
@@ -30,7 +30,7 @@ func checkLayout(script, testdata, work string) error {
 			return err
 		}
 		path := filepath.Join(work, "layout-"+name+".gguf")
-		if err := convert.Convert(filepath.Join(testdata, name, "hf"), path, convert.Options{Type: ggml.TypeF32}); err != nil {
+		if err := convert.Convert(filepath.Join(testdata, name, "hf"), path, convert.Options{Type: gguf.TypeF32}); err != nil {
 			return err
 		}
 		prompt := filepath.Join(work, "layout-"+name+"-prompt.json")

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
 )
@@ -79,7 +80,7 @@ func main() {
 	fmt.Printf("machine: %s, %d threads, ggml SIMD %s\n", cpuName(), *threads, strings.Join(ggml.CPUFeatures(), " "))
 	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens, decode %d tokens; median of %d runs\n\n", *prefill, *decode, *runs)
 	fmt.Printf("%-6s %-10s %14s %14s\n", "type", "engine", "prefill tok/s", "decode tok/s")
-	for _, typ := range []ggml.TensorType{ggml.TypeF16, ggml.TypeQ8_0} {
+	for _, typ := range []gguf.TensorType{gguf.TypeF16, gguf.TypeQ8_0} {
 		path := filepath.Join(*dir, "qwen2.5-0.5b-random-"+typ.String()+".gguf")
 		if _, err := os.Stat(path); err != nil {
 			log.Printf("converting to %s ...", typ)

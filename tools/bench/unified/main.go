@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/sampler"
 )
@@ -46,7 +47,7 @@ func main() {
 	visionQ8 := filepath.Join(*dir, "toklip-random-256-vit-Q8_0.gguf")
 	if _, err := os.Stat(visionQ8); err != nil {
 		log.Printf("writing %s ...", visionQ8)
-		if err := ggml.QuantizeFile(vision, visionQ8, ggml.TypeQ8_0, nil); err != nil {
+		if err := ggml.QuantizeFile(vision, visionQ8, gguf.TypeQ8_0, nil); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -207,7 +208,7 @@ func extend(base, out, fusion string) error {
 		return nil
 	}
 	log.Printf("writing %s ...", out)
-	f, err := ggml.ReadFile(base)
+	f, err := gguf.ReadFile(base)
 	if err != nil {
 		return err
 	}
@@ -240,10 +241,10 @@ func extend(base, out, fusion string) error {
 		}
 		return v
 	}
-	var ts []*ggml.Tensor
+	var ts []*gguf.Tensor
 	for _, info := range f.Tensors {
 		info := info
-		t := &ggml.Tensor{Name: info.Name, Type: info.Type, Shape: info.Shape, Source: func() ([]byte, error) { return f.ReadTensorData(info) }}
+		t := &gguf.Tensor{Name: info.Name, Type: info.Type, Shape: info.Shape, Source: func() ([]byte, error) { return f.ReadTensorData(info) }}
 		if info.Name == "token_embd.weight" {
 			hidden := info.Shape[0]
 			extra, err := ggml.EncodeTensor("extra", info.Type, []uint64{hidden, uint64(vocab - int(info.Shape[1]))}, randoms(int(hidden)*(vocab-int(info.Shape[1])), 0.02))
@@ -259,14 +260,14 @@ func extend(base, out, fusion string) error {
 		ts = append(ts, t)
 	}
 	for i, shape := range [][]uint64{{1152, 896}, {896, 896}} {
-		w, err := ggml.EncodeTensor(fmt.Sprintf("mm.%d.weight", i), ggml.TypeF32, shape, randoms(int(shape[0]*shape[1]), 0.03))
+		w, err := ggml.EncodeTensor(fmt.Sprintf("mm.%d.weight", i), gguf.TypeF32, shape, randoms(int(shape[0]*shape[1]), 0.03))
 		if err != nil {
 			return err
 		}
-		b, _ := ggml.EncodeTensor(fmt.Sprintf("mm.%d.bias", i), ggml.TypeF32, []uint64{896}, randoms(896, 0.01))
+		b, _ := ggml.EncodeTensor(fmt.Sprintf("mm.%d.bias", i), gguf.TypeF32, []uint64{896}, randoms(896, 0.01))
 		ts = append(ts, w, b)
 	}
-	return ggml.WriteFile(out, kv, ts)
+	return gguf.WriteFile(out, kv, ts)
 }
 
 // noise is a 320 x 240 PNG of random pixels.

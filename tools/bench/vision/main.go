@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/visiontok"
 )
 
@@ -115,17 +116,17 @@ func writeRandom(path string, cfg visiontok.Config) error {
 	kv := cfg.KV()
 	kv["general.name"] = "toklip-random"
 	kv["general.file_type"] = uint32(1)
-	var tensors []*ggml.Tensor
+	var tensors []*gguf.Tensor
 	seed := uint64(0)
 	for name, spec := range cfg.Tensors() {
-		typ := ggml.TypeF16
+		typ := gguf.TypeF16
 		if spec.F32 {
-			typ = ggml.TypeF32
+			typ = gguf.TypeF32
 		}
 		seed++
 		s, shape := seed, spec.Shape
-		tensors = append(tensors, &ggml.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
-			n := ggml.TensorInfo{Shape: shape}.Elements()
+		tensors = append(tensors, &gguf.Tensor{Name: name, Type: typ, Shape: shape, Source: func() ([]byte, error) {
+			n := gguf.TensorInfo{Shape: shape}.Elements()
 			// Scale by the fan-in (all but the last dimension), so activations stay O(1).
 			std := 1.0
 			if len(shape) > 1 {
@@ -143,5 +144,5 @@ func writeRandom(path string, cfg visiontok.Config) error {
 			return t.Data, nil
 		}})
 	}
-	return ggml.WriteFile(path, kv, tensors)
+	return gguf.WriteFile(path, kv, tensors)
 }

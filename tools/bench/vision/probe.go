@@ -15,6 +15,7 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 )
 
 // The ceiling is measured on a model of two weight matrices, loaded like any model, so that it
@@ -34,7 +35,7 @@ func (p *probe) Forward(ml.Context, input.Batch) (ml.Tensor, error) {
 
 func init() {
 	model.Register(probeArch, func(fs.Config) (model.Model, error) { return &probe{}, nil })
-	ggml.RegisterArchitecture(probeArch, func(f *ggml.File) error {
+	gguf.RegisterArchitecture(probeArch, func(f *gguf.File) error {
 		for _, n := range []string{"v.half", "v.full"} {
 			if _, err := f.ExpectTensor(n, []uint64{probeSide, probeSide}); err != nil {
 				return err
@@ -55,15 +56,15 @@ func matmulCeiling(dir string, threads int) ([2]float64, error) {
 		values[i] = rng.Float32() - 0.5
 	}
 	shape := []uint64{probeSide, probeSide}
-	half, err := ggml.EncodeTensor("v.half", ggml.TypeF16, shape, values)
+	half, err := ggml.EncodeTensor("v.half", gguf.TypeF16, shape, values)
 	if err != nil {
 		return out, err
 	}
-	full, err := ggml.EncodeTensor("v.full", ggml.TypeF32, shape, values)
+	full, err := ggml.EncodeTensor("v.full", gguf.TypeF32, shape, values)
 	if err != nil {
 		return out, err
 	}
-	if err := ggml.WriteFile(path, map[string]any{"general.architecture": probeArch}, []*ggml.Tensor{half, full}); err != nil {
+	if err := gguf.WriteFile(path, map[string]any{"general.architecture": probeArch}, []*gguf.Tensor{half, full}); err != nil {
 		return out, err
 	}
 	m, _, err := ggml.LoadModel(context.Background(), path, ggml.Options{Threads: threads})

@@ -1,4 +1,11 @@
-package ggml
+// Package gguf is the GGUF file format in pure Go: reading a header with every count, length and
+// offset checked against limits and against the bytes the file holds (a small hostile header
+// cannot make it allocate more than a small multiple of itself), typed access to keys, the
+// architecture checkers that say what a runnable file must hold, and writing files that read back
+// to the same metadata and tensors. It has no cgo, so the packages that only read model metadata
+// (the tokenizer, the model store) build without a C compiler; ggml's backend, quantizers and
+// loading live in package ggml.
+package gguf
 
 import (
 	"bufio"
@@ -70,6 +77,9 @@ var supportedTypes = []TensorType{
 	fsggml.TensorTypeQ8_0, fsggml.TensorTypeQ2_K, fsggml.TensorTypeQ3_K, fsggml.TensorTypeQ4_K,
 	fsggml.TensorTypeQ5_K, fsggml.TensorTypeQ6_K,
 }
+
+// Supported says whether toklip reads and writes tensors of type t.
+func Supported(t TensorType) bool { return slices.Contains(supportedTypes, t) }
 
 // TensorInfo describes one tensor of a GGUF file.
 type TensorInfo struct {

@@ -1,4 +1,4 @@
-package ggml
+package gguf
 
 import (
 	"errors"
@@ -19,7 +19,6 @@ var (
 	ErrShape         = errors.New("wrong tensor shape")
 	ErrType          = errors.New("wrong tensor type")
 	ErrPlacement     = errors.New("tensor name breaks ollama's placement rules")
-	ErrInternal      = errors.New("internal error in the ggml backend")
 )
 
 // FileError is a problem with one model file.

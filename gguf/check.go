@@ -1,6 +1,7 @@
-package ggml
+package gguf
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -253,4 +254,37 @@ func FromConfig(c fs.Config) *File {
 		kv[k] = v
 	}
 	return &File{Path: "model " + c.String("general.name", arch), KV: kv}
+}
+
+// KeepRequiredTypes lets the architecture's checker overrule the general rules of QuantizedType:
+// a tensor it accepts only in another type (TokLIP's text position table, read in F32) keeps the
+// type it has. The checker reports one tensor at a time, so the planned file is checked again
+// after each change; a failure that no type change explains is returned as is.
+func (f *File) KeepRequiredTypes(planned []TensorType) error {
+	arch, err := Key[string](f, "general.architecture")
+	if err != nil {
+		return err
+	}
+	archMu.RLock()
+	check := architectures[arch]
+	archMu.RUnlock()
+	view := *f
+	view.Tensors = slices.Clone(f.Tensors) // byName indexes stay valid: same order
+	for i := range view.Tensors {
+		view.Tensors[i].Type = planned[i]
+	}
+	for range len(planned) + 1 {
+		err := check(&view)
+		var fe *FileError
+		if err == nil || !errors.As(err, &fe) || fe.Kind != ErrType {
+			return err
+		}
+		i, ok := f.byName[fe.Tensor]
+		if !ok || planned[i] == f.Tensors[i].Type {
+			return err
+		}
+		planned[i] = f.Tensors[i].Type
+		view.Tensors[i].Type = planned[i]
+	}
+	return nil
 }

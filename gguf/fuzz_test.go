@@ -1,4 +1,4 @@
-package ggml_test
+package gguf_test
 
 import (
 	"bytes"
@@ -12,9 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/internal/alloc"
-
-	"github.com/toklip/toklip/ggml"
 )
 
 // allocLimit is what reading a GGUF header of n bytes may allocate in all (runtime TotalAlloc,
@@ -31,7 +30,7 @@ func allocLimit(n int) uint64 { return 8*uint64(n) + 128<<10 }
 
 // FuzzReadGGUF feeds arbitrary bytes to the GGUF reader and checks what it promises:
 //   - it returns, allocating no more than allocLimit of the input's size;
-//   - a refusal is a *ggml.FileError of one of the package's kinds that names the input, in one
+//   - a refusal is a *gguf.FileError of one of the package's kinds that names the input, in one
 //     line;
 //   - a file it accepts is sound (every tensor inside the data section, aligned, no overlap,
 //     found by name), and survives the package's writer: written back and read again, it has
@@ -76,9 +75,9 @@ func FuzzGGUFTensorTable(f *testing.F) {
 // checkGGUF holds the reader to its promises on one input; see FuzzReadGGUF.
 func checkGGUF(t *testing.T, data []byte) {
 	const name = "fuzz.gguf"
-	var file *ggml.File
+	var file *gguf.File
 	var err error
-	n := alloc.Bytes(func() { file, err = ggml.Read(name, bytes.NewReader(data), int64(len(data))) })
+	n := alloc.Bytes(func() { file, err = gguf.Read(name, bytes.NewReader(data), int64(len(data))) })
 	if limit := allocLimit(len(data)); n > limit {
 		t.Fatalf("reading %d bytes allocated %d bytes, over the limit of %d (err: %v)", len(data), n, limit, err)
 	}
@@ -88,8 +87,8 @@ func checkGGUF(t *testing.T, data []byte) {
 	}
 	checkSound(t, file, int64(len(data)))
 
-	var opened *ggml.File
-	n = alloc.Bytes(func() { opened, err = ggml.OpenReader(name, bytes.NewReader(data), int64(len(data))) })
+	var opened *gguf.File
+	n = alloc.Bytes(func() { opened, err = gguf.OpenReader(name, bytes.NewReader(data), int64(len(data))) })
 	if limit := allocLimit(len(data)); n > limit {
 		t.Fatalf("opening %d bytes allocated %d bytes, over the limit of %d (err: %v)", len(data), n, limit, err)
 	}
@@ -149,7 +148,7 @@ func TestHeaderAllocationIsProportional(t *testing.T) {
 	for _, c := range cases {
 		b := c.file()
 		var err error
-		got := alloc.Bytes(func() { _, err = ggml.Read("x.gguf", bytes.NewReader(b), int64(len(b))) })
+		got := alloc.Bytes(func() { _, err = gguf.Read("x.gguf", bytes.NewReader(b), int64(len(b))) })
 		if limit := allocLimit(len(b)); got > limit {
 			t.Errorf("%s: %d bytes allocated %d, over the limit of %d (err: %v)", c.name, len(b), got, limit, err)
 		} else {
@@ -158,14 +157,14 @@ func TestHeaderAllocationIsProportional(t *testing.T) {
 	}
 }
 
-var fileErrorKinds = []error{ggml.ErrFormat, ggml.ErrTruncated, ggml.ErrLimit, ggml.ErrArchitecture,
-	ggml.ErrMissingKey, ggml.ErrKeyType, ggml.ErrMissingTensor, ggml.ErrShape, ggml.ErrType, ggml.ErrPlacement}
+var fileErrorKinds = []error{gguf.ErrFormat, gguf.ErrTruncated, gguf.ErrLimit, gguf.ErrArchitecture,
+	gguf.ErrMissingKey, gguf.ErrKeyType, gguf.ErrMissingTensor, gguf.ErrShape, gguf.ErrType, gguf.ErrPlacement}
 
 func checkFileError(t *testing.T, name string, err error) {
 	t.Helper()
-	var fe *ggml.FileError
+	var fe *gguf.FileError
 	if !errors.As(err, &fe) {
-		t.Fatalf("error %q (%T) is not a *ggml.FileError", err, err)
+		t.Fatalf("error %q (%T) is not a *gguf.FileError", err, err)
 	}
 	if fe.Path != name || !strings.HasPrefix(err.Error(), name+": ") {
 		t.Fatalf("error %q does not name %s", err, name)
@@ -179,7 +178,7 @@ func checkFileError(t *testing.T, name string, err error) {
 }
 
 // checkSound verifies the layout promises of File independently of the reader's own checks.
-func checkSound(t *testing.T, f *ggml.File, size int64) {
+func checkSound(t *testing.T, f *gguf.File, size int64) {
 	t.Helper()
 	// A file without tensors may end before its (empty) data section's padding.
 	if f.Size != size || f.DataOffset < 0 || len(f.Tensors) > 0 && f.DataOffset > size {
@@ -209,18 +208,18 @@ func checkSound(t *testing.T, f *ggml.File, size int64) {
 }
 
 // checkRoundTrip writes f back with WriteFile and reads it again.
-func checkRoundTrip(t *testing.T, f *ggml.File) {
+func checkRoundTrip(t *testing.T, f *gguf.File) {
 	t.Helper()
-	tensors := make([]*ggml.Tensor, len(f.Tensors))
+	tensors := make([]*gguf.Tensor, len(f.Tensors))
 	for i, ti := range f.Tensors {
 		data, err := f.ReadTensorData(ti)
 		if err != nil {
 			t.Fatalf("tensor %q of a file that passed its checks: %v", ti.Name, err)
 		}
-		tensors[i] = &ggml.Tensor{Name: ti.Name, Type: ti.Type, Shape: ti.Shape, Data: data}
+		tensors[i] = &gguf.Tensor{Name: ti.Name, Type: ti.Type, Shape: ti.Shape, Data: data}
 	}
 	path := filepath.Join(t.TempDir(), "back.gguf")
-	err := ggml.WriteFile(path, f.KV, tensors)
+	err := gguf.WriteFile(path, f.KV, tensors)
 	if _, ok := f.KV["general.architecture"].(string); !ok {
 		if err == nil {
 			t.Fatal("WriteFile wrote a file without general.architecture")
@@ -230,7 +229,7 @@ func checkRoundTrip(t *testing.T, f *ggml.File) {
 	if err != nil {
 		t.Fatalf("a file that reads cannot be written back: %v", err)
 	}
-	back, err := ggml.ReadFile(path)
+	back, err := gguf.ReadFile(path)
 	if err != nil {
 		t.Fatalf("a written-back file does not read: %v", err)
 	}

@@ -1,4 +1,4 @@
-package ggml
+package gguf
 
 import (
 	"bytes"
@@ -15,8 +15,6 @@ import (
 	"slices"
 	"sync"
 	"unicode/utf8"
-
-	ggmlbackend "github.com/ollama/ollama/ml/backend/ggml"
 )
 
 // Tensor is a tensor to be written to a GGUF file. Its bytes come from Data, or, when Data is
@@ -34,66 +32,22 @@ func (t *Tensor) Bytes() uint64 {
 	return TensorInfo{Type: t.Type, Shape: t.Shape}.Elements() / t.Type.BlockSize() * t.Type.TypeSize()
 }
 
-// EncodeTensor encodes float32 values, in ggml order, as a tensor of type typ (F32, F16, BF16,
-// or a quantized type, whose block size must divide the first dimension).
-func EncodeTensor(name string, typ TensorType, shape []uint64, values []float32) (*Tensor, error) {
-	t := &Tensor{Name: name, Type: typ, Shape: slices.Clone(shape)}
-	if err := t.checkEncodable(len(values)); err != nil {
-		return nil, err
-	}
-	t.Data = encode(typ, shape, values)
-	return t, nil
-}
-
-func (t *Tensor) checkEncodable(n int) error {
+// CheckValues checks that n values fill the tensor's shape and that its type can hold them: 1 to
+// 4 dimensions, a supported type, whose block size divides the first dimension.
+func (t *Tensor) CheckValues(n int) error {
 	if len(t.Shape) == 0 || len(t.Shape) > maxDims {
 		return fmt.Errorf("tensor %q: shape %v must have 1 to %d dimensions", t.Name, t.Shape, maxDims)
 	}
 	if want := (TensorInfo{Shape: t.Shape}).Elements(); want != uint64(n) {
 		return fmt.Errorf("tensor %q: shape %v holds %d values, got %d", t.Name, t.Shape, want, n)
 	}
-	if !slices.Contains(supportedTypes, t.Type) {
+	if !Supported(t.Type) {
 		return fmt.Errorf("tensor %q: type %s is not supported", t.Name, t.Type)
 	}
 	if t.Shape[0]%t.Type.BlockSize() != 0 {
 		return fmt.Errorf("tensor %q: first dimension %d is not a multiple of the %s block size %d", t.Name, t.Shape[0], t.Type, t.Type.BlockSize())
 	}
 	return nil
-}
-
-func encode(typ TensorType, shape []uint64, values []float32) []byte {
-	if typ == TypeF32 {
-		out := make([]byte, 4*len(values))
-		for i, v := range values {
-			b := math.Float32bits(v)
-			out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-		}
-		return out
-	}
-	// Quantization is row by row, so any shape is its rows: [ne0, everything else].
-	rows := uint64(len(values)) / shape[0]
-	return ggmlbackend.Quantize(typ, values, []uint64{shape[0], rows})
-}
-
-// DecodeFloats converts a tensor's encoded bytes back to float32.
-func DecodeFloats(typ TensorType, data []byte, elements uint64) ([]float32, error) {
-	if !slices.Contains(supportedTypes, typ) {
-		return nil, fmt.Errorf("decode: type %s is not supported", typ)
-	}
-	if uint64(len(data)) != elements/typ.BlockSize()*typ.TypeSize() || elements%typ.BlockSize() != 0 {
-		return nil, fmt.Errorf("decode %s: %d bytes do not hold %d values", typ, len(data), elements)
-	}
-	if elements == 0 { // an empty tensor, which the formats allow; ggml's converter wants at least one block
-		return []float32{}, nil
-	}
-	if typ == TypeF32 {
-		out := make([]float32, elements)
-		for i := range out {
-			out[i] = math.Float32frombits(uint32(data[4*i]) | uint32(data[4*i+1])<<8 | uint32(data[4*i+2])<<16 | uint32(data[4*i+3])<<24)
-		}
-		return out, nil
-	}
-	return ggmlbackend.ConvertToF32(data, uint32(typ), elements), nil
 }
 
 // WriteTo writes the tensor's bytes, checking that the source produced exactly as many as its
