@@ -185,24 +185,12 @@ func (b *Backbone) Config() Config { return b.cfg }
 // Tokenizer is the text tokenizer that the model file describes.
 func (b *Backbone) Tokenizer() *tokenizer.Tokenizer { return b.tok }
 
-// File is the checked header of the backbone's model file (tokenizer and template keys live there).
-func (b *Backbone) File() *gguf.File { return b.file }
-
 // Options are the options the backbone was loaded with, defaults filled in.
 func (b *Backbone) Options() Options { return b.opts }
 
 // Acquire takes a free sequence slot, empty.
 func (b *Backbone) Acquire() (Seq, error) {
 	s, _, err := b.tryAcquire(1)
-	if err != nil {
-		return 0, err
-	}
-	return s[0], nil
-}
-
-// AcquireWait is Acquire that waits for a slot to be released, until ctx ends.
-func (b *Backbone) AcquireWait(ctx context.Context) (Seq, error) {
-	s, err := b.AcquireWaitN(ctx, 1)
 	if err != nil {
 		return 0, err
 	}

@@ -1,3 +1,9 @@
+// Package llm runs a unified TokLIP model: the decoder backbone (Qwen2 and Llama in llama.cpp's
+// GGUF layout, with the image-token extension and the projector), its sequences in one KV cache
+// and the batched forward passes of every request at once, and the Engine over a backbone and its
+// TokLIP file, which is what the server and the command line call: prompts with images (TokLIP
+// features, projected), text answers with the sampler, guided image generation with semantic
+// fusion, and answers that draw.
 package llm
 
 import (
@@ -109,9 +115,6 @@ func (e *Engine) Backbone() *Backbone { return e.lm }
 
 // Vision is the TokLIP vision tokenizer, nil for a text-only model.
 func (e *Engine) Vision() *visiontok.Vision { return e.vision }
-
-// Template is the chat format the engine renders.
-func (e *Engine) Template() Template { return e.tmpl }
 
 // EncodeImage returns an image's TokLIP encoding (ids, features, pooled embedding), from the
 // cache when the same bytes were seen.

@@ -15,6 +15,10 @@ import (
 	"github.com/toklip/toklip/visiontok"
 )
 
+// DefaultGuidance is the guidance scale images are drawn with unless a request or a Modelfile
+// says otherwise (Janus and LlamaGen sample with scales around this).
+const DefaultGuidance = 3
+
 // ImageOptions say how image ids are drawn.
 type ImageOptions struct {
 	Guidance float32        // classifier-free guidance scale s in u + s(c - u); 1 is no guidance

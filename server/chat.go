@@ -118,7 +118,7 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 			return nil, invalid("modalities", "modality %q is not supported (text, image)", m)
 		}
 	}
-	j.opts.Image.Guidance = 3
+	j.opts.Image.Guidance = llm.DefaultGuidance
 	if r.GuidanceScale != nil {
 		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
 			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)

@@ -104,7 +104,7 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 	if j.stream && j.n != 1 {
 		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
-	j.opts.Guidance = 3
+	j.opts.Guidance = llm.DefaultGuidance
 	if r.GuidanceScale != nil {
 		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
 			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)

@@ -88,7 +88,7 @@ func runGenerate(args []string, stdout io.Writer) error {
 	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
 	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
 	out := fs.String("o", "out.png", "the PNG file to write")
-	guidance := fs.Float64("guidance", 3, "classifier-free guidance scale (1: none)")
+	guidance := fs.Float64("guidance", llm.DefaultGuidance, "classifier-free guidance scale (1: none)")
 	temperature := fs.Float64("temperature", 0, "sampling temperature of the image ids (0: greedy)")
 	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")

@@ -57,7 +57,7 @@ func runRun(args []string, stdout io.Writer) error {
 	c := &chatter{e: e, out: stdout, opts: llm.ChatOptions{
 		Sampler: sampler.Params{Temperature: float32(*temperature), Seed: *seed},
 		Images:  *draw,
-		Image:   llm.ImageOptions{Guidance: 3, Sampler: sampler.Params{Seed: *seed}},
+		Image:   llm.ImageOptions{Guidance: llm.DefaultGuidance, Sampler: sampler.Params{Seed: *seed}},
 	}}
 	if v, ok := mfFloat(mf, "guidance_scale"); ok {
 		c.opts.Image.Guidance = float32(v)
