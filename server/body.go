@@ -19,9 +19,10 @@ import (
 // or held share a byte budget, so that many large uploads at once are turned away (429) instead
 // of filling the memory.
 
-// bodyChunk is how much of a body of unknown length is reserved from the budget at a time.
-const bodyChunk = 1 << 20
-
+// The budget is taken as a body's buffer grows (doubling from 64 KiB), never more than twice the
+// bytes that arrived: a client that announces a large body and sends it slowly holds what it
+// sent, not what it announced, so a few of them cannot keep the budget from everyone else for
+// the length of the body deadline.
 type bodies struct {
 	budget  *semaphore.Weighted
 	limit   int64         // one body
@@ -35,39 +36,33 @@ func newBodies(limit, budget int64, timeout time.Duration) *bodies {
 var errBodyBudget = errors.New("body budget exhausted")
 
 // read reads r whole; release gives back what it reserved (call it when the body is done with,
-// whatever err).
+// whatever err). length is the announced size, or -1.
 func (b *bodies) read(r io.Reader, length int64) (body []byte, release func(), err error) {
-	var held int64
+	var held int64 // the buffer's capacity, all of it reserved
 	release = func() { b.budget.Release(held) }
-	take := func(n int64) bool {
-		if !b.budget.TryAcquire(n) {
-			return false
-		}
-		held += n
-		return true
-	}
 	if length > b.limit {
 		return nil, release, &http.MaxBytesError{Limit: b.limit}
 	}
-	var buf bytes.Buffer
-	if length >= 0 { // Content-Length: reserved at once
-		if !take(length + 1) {
-			return nil, release, errBodyBudget
-		}
-		buf.Grow(int(length) + 1)
-	}
-	chunk := make([]byte, 64<<10)
+	var buf []byte
 	for {
-		if length < 0 && int64(buf.Len())+int64(len(chunk)) > held && !take(bodyChunk) {
-			return nil, release, errBodyBudget
+		if len(buf) == cap(buf) { // grow by doubling, to one byte past the limit at most
+			n := min(max(int64(cap(buf)), 64<<10), b.limit+1-int64(cap(buf)))
+			if n <= 0 {
+				return nil, release, &http.MaxBytesError{Limit: b.limit}
+			}
+			if !b.budget.TryAcquire(n) {
+				return nil, release, errBodyBudget
+			}
+			held += n
+			buf = append(make([]byte, 0, int64(cap(buf))+n), buf...)
 		}
-		n, err := r.Read(chunk)
-		buf.Write(chunk[:n])
-		if int64(buf.Len()) > b.limit {
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if int64(len(buf)) > b.limit {
 			return nil, release, &http.MaxBytesError{Limit: b.limit}
 		}
 		if errors.Is(err, io.EOF) {
-			return buf.Bytes(), release, nil
+			return buf, release, nil
 		}
 		if err != nil {
 			return nil, release, err

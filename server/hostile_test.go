@@ -244,31 +244,43 @@ func TestSlowBodiesHoldNoSlot(t *testing.T) {
 	}
 }
 
-// Many large bodies at once are turned away (429) past the body budget, and the budget comes back
-// when they are done.
+// The body budget counts what arrived, not what was announced: bodies of 1 MB announced and
+// barely begun leave room for others; two bodies sent almost whole take the budget, and a third
+// request is turned away (429) until they are done.
 func TestBodyBudget(t *testing.T) {
-	base := start(t, server.Options{MaxBodyBytes: 1 << 20, MaxBodyMemory: 2 << 20, BodyTimeout: 2 * time.Second})
+	base := start(t, server.Options{MaxBodyBytes: 1 << 20, MaxBodyMemory: 2 << 20, BodyTimeout: 3 * time.Second})
 	addr := strings.TrimPrefix(base, "http://")
-	stop := make(chan struct{})
-	var held []net.Conn
-	for range 2 { // two bodies of 1 MB announced and not sent: the budget is taken
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(conn, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{", 1<<20-16)
-		held = append(held, conn)
-	}
-	time.Sleep(300 * time.Millisecond)
 	body := `{"model":"toklip-demo","input":"a red star"}`
+	hold := func(sent int) []net.Conn {
+		var conns []net.Conn
+		for range 2 {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(conn, "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<20-16)
+			conn.Write(bytes.Repeat([]byte(" "), sent))
+			conns = append(conns, conn)
+		}
+		time.Sleep(300 * time.Millisecond)
+		return conns
+	}
+	closeAll := func(conns []net.Conn) {
+		for _, c := range conns {
+			c.Close()
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	announced := hold(1)
+	if status, msg, _, _ := call(t, base, "/v1/embeddings", body); status != 200 {
+		t.Errorf("with two bodies announced and not sent: %d %s, want 200", status, msg)
+	}
+	closeAll(announced)
+	sent := hold(900 << 10)
 	if status, msg, _, code := call(t, base, "/v1/embeddings", body); status != 429 || code != "server_busy" {
 		t.Errorf("with the budget taken: %d %s (%s), want 429", status, msg, code)
 	}
-	close(stop)
-	for _, c := range held {
-		c.Close()
-	}
-	time.Sleep(300 * time.Millisecond)
+	closeAll(sent)
 	if status, msg, _, _ := call(t, base, "/v1/embeddings", body); status != 200 {
 		t.Errorf("after they left: %d %s", status, msg)
 	}
