@@ -22,15 +22,20 @@ func newRuneSet(parts ...[]runeRange) runeSet {
 		all = append(all, p...)
 	}
 	slices.SortFunc(all, func(a, b runeRange) int { return int(a.first) - int(b.first) })
-	var s runeSet
-	for _, r := range all {
-		if n := len(s); n > 0 && r.first <= s[n-1].last+1 {
-			s[n-1].last = max(s[n-1].last, r.last)
+	return coalesce(all)
+}
+
+// coalesce joins the ranges of a list sorted by first that overlap or touch, in place.
+func coalesce(sorted []runeRange) runeSet {
+	out := sorted[:0]
+	for _, r := range sorted {
+		if n := len(out); n > 0 && r.first <= out[n-1].last+1 {
+			out[n-1].last = max(out[n-1].last, r.last)
 			continue
 		}
-		s = append(s, r)
+		out = append(out, r)
 	}
-	return s
+	return runeSet(out)
 }
 
 func (s runeSet) union(t runeSet) runeSet {
@@ -52,15 +57,7 @@ func (s runeSet) union(t runeSet) runeSet {
 			j++
 		}
 	}
-	out := all[:0]
-	for _, r := range all {
-		if n := len(out); n > 0 && r.first <= out[n-1].last+1 {
-			out[n-1].last = max(out[n-1].last, r.last)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	return coalesce(all)
 }
 
 // complement is every code point, U+0000..U+10FFFF, that s lacks.

@@ -5,26 +5,8 @@ import (
 	"encoding/binary"
 )
 
-// orientation reads the EXIF orientation (tag 0x0112 of IFD0) where PIL's getexif finds EXIF:
-// a JPEG's first "Exif" APP1 segment, a PNG's eXIf chunk, a WebP's EXIF chunk. 1 when absent.
-func orientation(f format, data []byte) int {
-	switch f {
-	case "jpeg":
-		return jpegOrientation(data)
-	case "png":
-		info, err := readPNGInfo(data)
-		if err == nil && info.exifOrientation != 0 {
-			return info.exifOrientation
-		}
-	case "webp":
-		info, err := readWebPInfo(data)
-		if err == nil {
-			return tiffOrientation(bytes.TrimPrefix(info.exif, []byte("Exif\x00\x00")))
-		}
-	}
-	return 1
-}
-
+// jpegOrientation reads the EXIF orientation (tag 0x0112 of IFD0) of a JPEG's first "Exif" APP1
+// segment, where PIL's getexif finds it; 1 when absent.
 func jpegOrientation(jpeg []byte) int {
 	for i := 2; i+4 <= len(jpeg) && jpeg[i] == 0xFF; {
 		marker := jpeg[i+1]

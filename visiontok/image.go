@@ -52,11 +52,13 @@ func sniff(data []byte) format {
 	return ""
 }
 
-// header is what a format's decoder learns before it allocates: the size, and the bytes its
-// decode will hold at most (its own buffers and the Picture), which the decode budget reserves.
+// header is what a format's decoder learns before it allocates: the size, the bytes its decode
+// will hold at most (its own buffers and the Picture), which the decode budget reserves, and the
+// EXIF orientation where PIL's getexif finds one (JPEG APP1, PNG eXIf, WebP EXIF; 1 when none).
 type header struct {
 	width, height int
 	cost          int64
+	orientation   int
 }
 
 // DecodeImage decodes a PNG, JPEG, GIF (first frame), WebP or BMP file into the mode PIL opens
@@ -109,8 +111,8 @@ func decodeWith(ctx context.Context, data []byte, opts DecodeOptions, cropSize i
 		return err
 	}
 	o := 1
-	if !opts.IgnoreEXIF {
-		o = orientation(f, data)
+	if !opts.IgnoreEXIF && hdr.orientation >= 1 && hdr.orientation <= 8 {
+		o = hdr.orientation
 	}
 	cost := hdr.cost
 	w, h := int64(hdr.width), int64(hdr.height)

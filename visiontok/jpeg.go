@@ -149,7 +149,7 @@ func readJPEG(data []byte) (header, func() (*Picture, error), error) {
 	if progressive { // libjpeg holds every coefficient: 2 bytes each, at most 3 per pixel and component
 		cost += px * int64(comps) * 6
 	}
-	return header{width: w, height: h, cost: cost}, func() (*Picture, error) {
+	return header{width: w, height: h, cost: cost, orientation: jpegOrientation(data)}, func() (*Picture, error) {
 		pic := newPicture(mode, w, h)
 		if _, _, _, _, err := jpegCall(data, 2, pic.Pix); err != nil {
 			return nil, err

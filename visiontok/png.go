@@ -111,7 +111,8 @@ func readPNG(data []byte) (header, func() (*Picture, error), error) {
 	case info.colorType == 0 || info.colorType == 3:
 		goBytes = 1
 	}
-	hdr := header{width: info.width, height: info.height, cost: px * (goBytes + int64(max(mode.channels(), 4)))}
+	hdr := header{width: info.width, height: info.height, cost: px * (goBytes + int64(max(mode.channels(), 4))),
+		orientation: max(info.exifOrientation, 1)}
 	return hdr, func() (*Picture, error) {
 		img, err := png.Decode(bytes.NewReader(data))
 		if err != nil {

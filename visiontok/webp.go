@@ -92,7 +92,8 @@ func readWebP(data []byte) (header, func() (*Picture, error), error) {
 	if info.lossless {
 		cost = px * (4 + 4 + 4) // Go's ARGB, its NRGBA, the Picture
 	}
-	return header{width: info.width, height: info.height, cost: cost}, func() (*Picture, error) {
+	orientation := tiffOrientation(bytes.TrimPrefix(info.exif, []byte("Exif\x00\x00")))
+	return header{width: info.width, height: info.height, cost: cost, orientation: orientation}, func() (*Picture, error) {
 		img, err := webp.Decode(bytes.NewReader(data))
 		if err != nil {
 			return nil, err
