@@ -52,12 +52,15 @@
 // and on 85 runs of up to 1000 marks (x/text differs on 61): testdata/unicode/nfc.txt. The regex
 // classes equal the oracle's on every code point for the 37 general categories, \s \d \w \h and
 // their negations, the classes of the real pre-tokenizers and 33 letters under (?i) (a 34th, İ,
-// folds to two characters and is refused): testdata/unicode/props.txt. Encode speed, whole corpus per call, one thread, `make bench` on
+// folds to two characters and is refused): testdata/unicode/props.txt. Encode speed, whole
+// corpus per call, one thread, `make bench` on
 // 2026-11-27 (2-vCPU Xeon VM): Qwen3 1.71M tokens/s against the oracle's 0.81M (2.12x), Llama 3
 // 1.86M against 0.90M (2.06x), Gemma 0.82M against 0.99M (0.82x); adding 16384 image tokens to
-// Qwen3 changed its speed by -0.7% (BENCHMARKS.md). With the Unicode tables, on 2026-12-02 and a
-// machine busy with other work (so absolute speeds about half), the same bench gave Qwen3 2.51x
-// the oracle's speed, Llama 3 2.82x, Gemma 1.07x.
+// Qwen3 changed its speed by -0.7% (BENCHMARKS.md). With the Unicode tables of HF's versions
+// (the regex classes spelled out where Go's categories differ), on 2026-12-02 (2-vCPU AMD EPYC
+// VM, quiet, median of 7): Qwen3 1.42M tokens/s against the oracle's 0.81M (1.75x), Llama 3
+// 1.43M against 0.89M (1.60x), Gemma 0.72M against 0.85M (0.84x): exactness cost the byte-level
+// files about a fifth of their speed.
 //
 // # Known differences
 //
