@@ -1,9 +1,14 @@
-// Package llm runs a unified TokLIP model: the decoder backbone (Qwen2 and Llama in llama.cpp's
-// GGUF layout, with the image-token extension and the projector), its sequences in one KV cache
-// and the batched forward passes of every request at once, and the Engine over a backbone and its
-// TokLIP file, which is what the server and the command line call: prompts with images (TokLIP
-// features, projected), text answers with the sampler, guided image generation with semantic
-// fusion, and answers that draw.
+// Package llm runs a unified TokLIP model: the backbone (a decoder architecture of models/, its
+// sequences in one KV cache, the batched forward passes of every request at once) and the Engine
+// over a backbone and its TokLIP file. The Engine is the one door the server and the command line
+// use: what a model can do (Info), chats with images in and out and image generation as Runs of
+// n choices whose progress comes back as typed Events, and embeddings.
+//
+// One chat's path: Chat checks the request and builds its prompt (prompt.go: the template, each
+// image decoded and encoded once), Run.Events starts its choices (run.go), each choice's answer
+// loop samples text and, when the model opens an image, draws it with guidance (generate.go),
+// every step going through the batcher (batcher.go) into one forward pass of the backbone
+// (backbone.go).
 package llm
 
 import (
@@ -110,11 +115,34 @@ func (e *Engine) BatchStats() BatchStats {
 	return BatchStats{Passes: e.steps.passes.Load(), Calls: e.steps.calls.Load()}
 }
 
-// Backbone is the language model.
+// Backbone is the language model, for tests and benchmarks that drive its passes directly;
+// callers of the engine ask Info.
 func (e *Engine) Backbone() *Backbone { return e.lm }
 
-// Vision is the TokLIP vision tokenizer, nil for a text-only model.
+// Vision is the TokLIP vision tokenizer, nil for a text-only model (for tests and benchmarks).
 func (e *Engine) Vision() *visiontok.Vision { return e.vision }
+
+// Info is what a loaded model can do and its limits.
+type Info struct {
+	ReadsImages   bool // prompts may hold images: the model has a TokLIP vision tokenizer
+	Draws         bool // answers and Draw may make images: its backbone has image tokens too
+	Embeds        bool // Embed works: TokLIP has its text tower, so text and images share one space
+	Vocab         int  // the backbone's token ids are 0 to Vocab-1
+	ContextLength int
+	ImageLimits   visiontok.Limits // what an image may be (bytes, pixels, aspect)
+}
+
+// Info says what the model can do.
+func (e *Engine) Info() Info {
+	in := Info{Vocab: e.lm.Config().Vocab, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
+	if e.vision != nil {
+		in.ReadsImages = true
+		in.Draws = e.lm.Config().Images.Enabled()
+		in.Embeds = e.vision.Config().Text.Depth > 0
+		in.ImageLimits = e.vision.Limits()
+	}
+	return in
+}
 
 // EncodeImage returns an image's TokLIP encoding (ids, features, pooled embedding), from the
 // cache when the same bytes were seen.
@@ -136,50 +164,6 @@ func (e *Engine) EncodeImage(data []byte) (*visiontok.Encoded, error) {
 	}
 	e.cache.put(key, enc)
 	return enc, nil
-}
-
-// Prompt is a rendered chat as backbone inputs (sequence unset), and how many of them are image
-// tokens.
-type Prompt struct {
-	Inputs      []Input
-	ImageTokens int
-}
-
-// BuildPrompt renders msgs with the model's chat template and turns them into inputs: text is
-// tokenized (special tokens only in the template's own text), each image becomes its begin token,
-// one TokLIP feature per image token, and its end token. generationPrompt appends the assistant's
-// turn header.
-func (e *Engine) BuildPrompt(msgs []Message, generationPrompt bool) (*Prompt, error) {
-	if err := validate(msgs); err != nil {
-		return nil, err
-	}
-	p := &Prompt{}
-	if e.tmpl.Name == plain.Name && e.tok.AddBOS && e.tok.BOS >= 0 {
-		p.Inputs = append(p.Inputs, Input{Token: e.tok.BOS})
-	}
-	it := e.lm.Config().Images
-	for _, s := range e.tmpl.render(msgs, generationPrompt) {
-		if s.image == nil {
-			for _, id := range e.tok.Encode(s.text, tokenizer.EncodeOptions{SplitSpecial: !s.template}) {
-				p.Inputs = append(p.Inputs, Input{Token: id})
-			}
-			continue
-		}
-		enc, err := e.EncodeImage(s.image)
-		if err != nil {
-			return nil, err
-		}
-		p.Inputs = append(p.Inputs, Input{Token: it.Begin})
-		for _, f := range enc.Features {
-			p.Inputs = append(p.Inputs, Input{Feature: f})
-		}
-		p.Inputs = append(p.Inputs, Input{Token: it.End})
-		p.ImageTokens += len(enc.Features)
-	}
-	if n, max := len(p.Inputs), e.lm.Options().ContextLength; n >= max {
-		return nil, fmt.Errorf("%w: the prompt takes %d tokens, the context holds %d", ErrContextFull, n, max)
-	}
-	return p, nil
 }
 
 // featureCache keeps the TokLIP encodings of recent images, least recently used out first.

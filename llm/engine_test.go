@@ -3,6 +3,7 @@ package llm_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -142,21 +143,41 @@ func greedy(g unifiedGolden) llm.ImageOptions {
 	return llm.ImageOptions{Guidance: g.Guidance, Sampler: sampler.Params{Temperature: 0}}
 }
 
+// drawOne draws one image through the engine's door, with the run's ImageStep events.
+func drawOne(ctx context.Context, e *llm.Engine, prompt string, opts llm.ImageOptions) (*llm.GeneratedImage, int, []llm.ImageStep, error) {
+	run, err := e.Draw(ctx, llm.DrawRequest{Prompt: prompt, Options: opts})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var steps []llm.ImageStep
+	var img *llm.GeneratedImage
+	for ev := range run.Events() {
+		switch ev := ev.(type) {
+		case llm.ImageStep:
+			steps = append(steps, ev)
+		case llm.ImageDone:
+			img = ev.Image
+		case llm.Failed:
+			return nil, 0, nil, ev.Err
+		case llm.Usage:
+			return img, ev.PromptTokens, steps, nil
+		}
+	}
+	return nil, 0, nil, errors.New("the run ended without its usage")
+}
+
 func TestGuidedGenerationMatchesReference(t *testing.T) {
 	g := readUnified(t)
 	for _, c := range g.Generation {
 		e := engine(t, c.Fusion)
-		var steps []int
-		opts := greedy(g)
-		opts.OnStep = func(step, total int, ids []int32) {
-			if len(ids) != step || total != 64 {
-				t.Errorf("progress %d/%d with %d ids", step, total, len(ids))
-			}
-			steps = append(steps, step)
-		}
-		img, promptTokens, err := e.GenerateImage(context.Background(), c.Prompt, opts)
+		img, promptTokens, steps, err := drawOne(context.Background(), e, c.Prompt, greedy(g))
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i, s := range steps {
+			if len(s.IDs) != s.Step || s.Step != i+1 || s.Total != 64 {
+				t.Errorf("progress %d/%d with %d ids", s.Step, s.Total, len(s.IDs))
+			}
 		}
 		if !slices.Equal(img.IDs, c.IDs) {
 			t.Fatalf("fusion=%v %q:\n got %v\nwant %v", c.Fusion, c.Prompt, img.IDs, c.IDs)
@@ -197,7 +218,7 @@ func TestConcurrentGenerationsShareBatches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			img, _, err := e.GenerateImage(context.Background(), c.Prompt, greedy(g))
+			img, _, _, err := drawOne(context.Background(), e, c.Prompt, greedy(g))
 			if err != nil {
 				t.Error(err)
 				return
@@ -238,7 +259,7 @@ func TestGuidedRequestsTakeBothSequencesAtOnce(t *testing.T) {
 		errs := make(chan error, 3)
 		for range 3 {
 			wg.Go(func() {
-				_, _, err := e.GenerateImage(ctx, g.Generation[0].Prompt, greedy(g))
+				_, _, _, err := drawOne(ctx, e, g.Generation[0].Prompt, greedy(g))
 				errs <- err
 			})
 		}
@@ -262,16 +283,12 @@ func TestChatWithImages(t *testing.T) {
 	e := engine(t, true)
 	it := e.Backbone().Config().Images
 	msgs := []llm.Message{{Role: "user", Content: []llm.Part{{Text: "draw something"}}}}
-	var streamed string
-	var images int
 	opts := llm.ChatOptions{
 		MaxTokens: 80, Images: true,
 		Sampler: sampler.Params{LogitBias: map[int32]float32{it.Begin: 1000}, RepeatPenalty: 1},
 		Image:   llm.ImageOptions{Guidance: 2, Sampler: sampler.Params{Temperature: 1, TopK: 50, Seed: 5}},
-		OnText:  func(s string) { streamed += s },
-		OnImage: func(*llm.GeneratedImage) { images++ },
 	}
-	ans, err := e.Chat(context.Background(), msgs, opts)
+	ans, streamed, images, err := chat(e, msgs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +309,7 @@ func TestChatWithImages(t *testing.T) {
 		t.Fatalf("streamed %q, answer text %q", streamed, ans.Text())
 	}
 	// The same seed draws the same image.
-	again, err := e.Chat(context.Background(), msgs, opts)
+	again, _, _, err := chat(e, msgs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,9 +319,8 @@ func TestChatWithImages(t *testing.T) {
 		}
 	}
 	// Without permission to draw, the bias cannot open an image.
-	opts.Images, opts.OnImage = false, nil
-	streamed = ""
-	ans, err = e.Chat(context.Background(), msgs, opts)
+	opts.Images = false
+	ans, _, _, err = chat(e, msgs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +329,28 @@ func TestChatWithImages(t *testing.T) {
 			t.Fatal("an image was drawn though images were not allowed")
 		}
 	}
+}
+
+// chat answers msgs once through the engine's door: the answer, the text its TextDelta events
+// streamed, and how many ImageDone events came.
+func chat(e *llm.Engine, msgs []llm.Message, opts llm.ChatOptions) (ans *llm.Answer, streamed string, images int, err error) {
+	run, err := e.Chat(context.Background(), llm.ChatRequest{Messages: msgs, Options: opts})
+	if err != nil {
+		return nil, "", 0, err
+	}
+	for ev := range run.Events() {
+		switch ev := ev.(type) {
+		case llm.TextDelta:
+			streamed += ev.Text
+		case llm.ImageDone:
+			images++
+		case llm.ChoiceDone:
+			ans = ev.Answer
+		case llm.Failed:
+			return nil, "", 0, ev.Err
+		}
+	}
+	return ans, streamed, images, nil
 }
 
 func TestEngineRejectsMismatchedPair(t *testing.T) {
@@ -332,10 +370,11 @@ func TestEngineRejectsMismatchedPair(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer text.Close()
-	if _, _, err := text.GenerateImage(context.Background(), "x", llm.ImageOptions{}); err != llm.ErrNoVision {
+	if _, err := text.Draw(context.Background(), llm.DrawRequest{Prompt: "x"}); err != llm.ErrNoVision {
 		t.Fatalf("drawing with a text-only model: %v", err)
 	}
-	if _, err := text.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Image: testImage(t)}}}}, true); err != llm.ErrNoVision {
+	var part *llm.PartError
+	if _, err := text.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Image: testImage(t)}}}}, true); !errors.As(err, &part) || part.Err != llm.ErrNoVision {
 		t.Fatalf("an image for a text-only model: %v", err)
 	}
 }

@@ -24,9 +24,7 @@ type ImageOptions struct {
 	Guidance float32        // classifier-free guidance scale s in u + s(c - u); 1 is no guidance
 	Sampler  sampler.Params // temperature, top-k, top-p and seed of the image ids
 	Negative string         // the unconditional branch's prompt; "" is an empty user message
-	// OnStep, if set, is called after each id with the ids so far (for progress and partial
-	// images: RenderPartial).
-	OnStep func(step, total int, ids []int32)
+	Partials int            // partial renders sent with ImageStep events, evenly spaced (0: none)
 }
 
 // GeneratedImage is a drawn image: its VQ ids and its pixels.
@@ -36,34 +34,39 @@ type GeneratedImage struct {
 	Decode time.Duration // the VQ decoder's time, for metrics
 }
 
-// GenerateImage draws one image for a prompt: the conditional sequence is the chat
-// [user: prompt] with the assistant's header and the begin-image token, the unconditional one
-// the same with opts.Negative as the user's message. Both run as two sequences of each pass.
-func (e *Engine) GenerateImage(ctx context.Context, prompt string, opts ImageOptions) (*GeneratedImage, int, error) {
-	if e.vision == nil {
-		return nil, 0, ErrNoVision
-	}
-	condPrompt, err := e.imagePrompt(prompt)
-	if err != nil {
-		return nil, 0, err
-	}
+// drawOne draws choice i of a Draw run: cond is the chat [user: prompt] with the assistant's
+// header and the begin-image token, uncond the same with the negative prompt. Both run as two
+// sequences of each pass.
+func (e *Engine) drawOne(ctx context.Context, i int, cond, uncond []Input, opts ImageOptions, send func(Event) bool) (*Answer, error) {
 	seqs, err := e.lm.AcquireWaitN(ctx, 2) // conditional and unconditional
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	defer e.release(seqs)
 	m := e.steps.join()
-	ids, _, err := e.drawImage(ctx, m, seqs[0], seqs[1], condPrompt, opts, false)
+	ids, _, err := e.drawImage(ctx, i, seqs[0], seqs[1], cond, uncond, opts, false, send)
 	m.leave() // before the VQ decode: no more steps
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
+	g, err := e.decode(ids)
+	if err != nil {
+		return nil, err
+	}
+	if !send(ImageDone{Choice: i, Image: g}) {
+		return nil, ctx.Err()
+	}
+	return &Answer{Parts: []AnswerPart{{Image: g}}, PromptTokens: len(cond), CompletionTokens: len(ids), FinishReason: "stop"}, nil
+}
+
+// decode turns drawn ids into pixels.
+func (e *Engine) decode(ids []int32) (*GeneratedImage, error) {
 	start := time.Now()
 	img, err := e.vision.Decode(ids)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return &GeneratedImage{IDs: ids, Image: img, Decode: time.Since(start)}, len(condPrompt), nil
+	return &GeneratedImage{IDs: ids, Image: img, Decode: time.Since(start)}, nil
 }
 
 // imagePrompt is a chat with one user message, the assistant's header and the begin-image token.
@@ -79,22 +82,16 @@ func (e *Engine) imagePrompt(text string) ([]Input, error) {
 	return append(p.Inputs, Input{Token: e.lm.Config().Images.Begin}), nil
 }
 
-// drawImage runs guided generation of one image on the conditional sequence cond. condInputs are
-// what cond still has to take in before the first id, ending with the begin-image token (a whole
-// prompt, or just that token inside a chat). uncond is an empty sequence for the unconditional
-// branch; it is cleared again before drawImage returns. With continueText, the last id and the
-// end-image token are fed to cond, so that text can follow, and the logits after the end token
-// are returned.
-func (e *Engine) drawImage(ctx context.Context, m *member, cond, uncond Seq, condInputs []Input, opts ImageOptions, continueText bool) (ids []int32, next []float32, err error) {
-	if err := opts.Sampler.Validate(); err != nil {
-		return nil, nil, err
-	}
+// drawImage runs guided generation of one image of choice i on the conditional sequence cond.
+// condInputs are what cond still has to take in before the first id, ending with the
+// begin-image token (a whole prompt, or just that token inside a chat); uncondInputs are the
+// unconditional prompt, for uncond, an empty sequence that is cleared again before drawImage
+// returns. Progress goes out as ImageStarted and ImageStep events. With continueText, the last
+// id and the end-image token are fed to cond, so that text can follow, and the logits after the
+// end token are returned.
+func (e *Engine) drawImage(ctx context.Context, i int, cond, uncond Seq, condInputs, uncondInputs []Input, opts ImageOptions, continueText bool, send func(Event) bool) (ids []int32, next []float32, err error) {
 	it := e.lm.Config().Images
 	defer e.lm.Truncate(uncond, 0)
-	uncondInputs, err := e.imagePrompt(opts.Negative)
-	if err != nil {
-		return nil, nil, err
-	}
 	// Both prompts in one pass; the image logits of their last positions start the loop. Every
 	// pass of the loop asks for image logits only, so the backbone computes a head of Count rows.
 	in := make([]Input, 0, len(condInputs)+len(uncondInputs))
@@ -116,6 +113,10 @@ func (e *Engine) drawImage(ctx context.Context, m *member, cond, uncond Seq, con
 	}
 	s := sampler.New(opts.Sampler)
 	n := it.PerImage()
+	if !send(ImageStarted{Choice: i, Total: n}) {
+		return nil, nil, ctx.Err()
+	}
+	partials := 0 // partial renders sent
 	ids = make([]int32, 0, n)
 	for step := range n {
 		sampler.Guide(c, u, opts.Guidance) // c and u hold the image tokens' logits only
@@ -125,8 +126,16 @@ func (e *Engine) drawImage(ctx context.Context, m *member, cond, uncond Seq, con
 		}
 		tok := it.First + id
 		ids = append(ids, id)
-		if opts.OnStep != nil {
-			opts.OnStep(step+1, n, slices.Clone(ids))
+		ev := ImageStep{Choice: i, Step: step + 1, Total: n, IDs: ids[: step+1 : step+1]}
+		if partials < opts.Partials && step+1 >= (partials+1)*n/(opts.Partials+1) {
+			// A partial render is a courtesy: one that fails is tried again at the next step.
+			if img, err := e.renderPartial(ev.IDs); err == nil {
+				ev.Partial, ev.PartialIndex = img, partials
+				partials++
+			}
+		}
+		if !send(ev) {
+			return nil, nil, ctx.Err()
 		}
 		last := step == n-1
 		if last && !continueText {
@@ -177,12 +186,9 @@ func withSeq1(in Input, s Seq, logits bool) Input {
 	return in
 }
 
-// RenderPartial decodes an image whose first ids are known, the rest filled with id 0, for
+// renderPartial decodes an image whose first ids are known, the rest filled with id 0, for
 // streamed partial images.
-func (e *Engine) RenderPartial(ids []int32) (*image.RGBA, error) {
-	if e.vision == nil {
-		return nil, ErrNoVision
-	}
+func (e *Engine) renderPartial(ids []int32) (*image.RGBA, error) {
 	full := make([]int32, e.lm.Config().Images.PerImage())
 	copy(full, ids)
 	return e.vision.Decode(full)
@@ -196,8 +202,6 @@ type ChatOptions struct {
 	Images    bool           // the answer may contain images (the model opens one with its begin-image token)
 	JSON      bool           // the answer is one JSON object: only tokens that keep it valid JSON are sampled
 	Image     ImageOptions   // how those images are drawn
-	OnText    func(delta string)
-	OnImage   func(img *GeneratedImage)
 }
 
 // Answer is a chat answer: text and images in order, and its token counts.
@@ -224,19 +228,10 @@ func (a *Answer) Text() string {
 	return s
 }
 
-// Chat answers a conversation. Text streams through OnText; when the model opens an image and
-// opts.Images allows it, the loop draws the image with guidance and goes back to text after it.
-func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*Answer, error) {
-	if err := opts.Sampler.Validate(); err != nil {
-		return nil, err
-	}
-	if err := e.Answerable(opts); err != nil {
-		return nil, err
-	}
-	p, err := e.BuildPrompt(msgs, true)
-	if err != nil {
-		return nil, err
-	}
+// answer makes choice i of a Chat run: text goes out as TextDelta events; when the model opens
+// an image and opts.Images allows it, the loop draws the image with guidance (ImageStarted,
+// ImageStep, ImageDone) and goes back to text after it.
+func (e *Engine) answer(ctx context.Context, i int, p *Prompt, opts ChatOptions, send func(Event) bool) (*Answer, error) {
 	// An answer that may draw holds its unconditional sequence from the start: see AcquireWaitN.
 	it := e.lm.Config().Images
 	draws := opts.Images && it.Enabled() && e.vision != nil && !opts.JSON
@@ -259,7 +254,7 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 	}
 	stops := e.stopTokens()
 	s := sampler.New(opts.Sampler)
-	text := newStopper(opts.Stop, opts.OnText)
+	text := newStopper(opts.Stop, func(t string) { send(TextDelta{Choice: i, Text: t}) }) // a false send: the next step fails
 	dec := e.tok.NewStreamDecoder(true)
 	var history []int32
 	var js jsonmode.State
@@ -301,19 +296,21 @@ func (e *Engine) Chat(ctx context.Context, msgs []Message, opts ChatOptions) (*A
 		if it.Enabled() && tok == it.Begin {
 			text.add(dec.Flush())
 			flush()
-			ids, next, err := e.drawImage(ctx, m, seq, seqs[1], []Input{{Token: tok}}, opts.Image, true)
+			uncond, err := e.imagePrompt(opts.Image.Negative)
 			if err != nil {
 				return nil, err
 			}
-			start := time.Now()
-			img, err := e.vision.Decode(ids)
+			ids, next, err := e.drawImage(ctx, i, seq, seqs[1], []Input{{Token: tok}}, uncond, opts.Image, true, send)
 			if err != nil {
 				return nil, err
 			}
-			g := &GeneratedImage{IDs: ids, Image: img, Decode: time.Since(start)}
+			g, err := e.decode(ids)
+			if err != nil {
+				return nil, err
+			}
 			ans.Parts = append(ans.Parts, AnswerPart{Image: g})
-			if opts.OnImage != nil {
-				opts.OnImage(g)
+			if !send(ImageDone{Choice: i, Image: g}) {
+				return nil, ctx.Err()
 			}
 			ans.CompletionTokens += len(ids) + 1
 			history = append(history, it.End)
@@ -356,9 +353,9 @@ func constrainJSON(l []float32, js jsonmode.State, pieces [][]byte, stops []int3
 // ErrNothingToSample is returned for options under which no token could begin an answer.
 var ErrNothingToSample = errors.New("no token is left for the answer to begin with")
 
-// Answerable checks, before any work, that an answer could begin under opts: the first step's
+// answerable checks, before any work, that an answer could begin under opts: the first step's
 // masks (image ids, JSON) and logit_bias bans (-100 or below) leave at least one token.
-func (e *Engine) Answerable(opts ChatOptions) error {
+func (e *Engine) answerable(opts ChatOptions) error {
 	cfg := e.lm.Config()
 	l := make([]float32, cfg.Vocab)
 	if it := cfg.Images; it.Enabled() {

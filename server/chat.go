@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image/png"
 	"net/http"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -45,25 +43,25 @@ type chatRequest struct {
 	GuidanceScale *float64 `json:"guidance_scale"`
 }
 
-// chatJob is a checked request: the engine's inputs and how to answer.
+// chatJob is a checked request: the engine's request and how to answer.
 type chatJob struct {
-	msgs  []llm.Message
-	opts  llm.ChatOptions
-	n     int
+	llm.ChatRequest
 	usage bool // stream the usage chunk
 }
 
+// checkChat checks what the server reads of a request and turns it into the engine's; the
+// engine's Chat checks the rest (what needs the model: prompt length, images, logit bans).
 func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error) {
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
-	j := &chatJob{n: 1}
+	j := &chatJob{ChatRequest: llm.ChatRequest{N: 1}}
 	var err error
 	if r.N != nil {
 		if *r.N < 1 || *r.N > s.opts.MaxN {
 			return nil, invalid("n", "n %d is not in [1, %d]", *r.N, s.opts.MaxN)
 		}
-		j.n = *r.N
+		j.N = *r.N
 	}
 	for _, mt := range []struct {
 		name string
@@ -73,35 +71,35 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 			if *mt.v < 1 {
 				return nil, invalid(mt.name, "%s %d must be at least 1", mt.name, *mt.v)
 			}
-			j.opts.MaxTokens = *mt.v
+			j.Options.MaxTokens = *mt.v
 		}
 	}
-	if j.opts.Stop, err = stops(r.Stop); err != nil {
+	if j.Options.Stop, err = stops(r.Stop); err != nil {
 		return nil, err
 	}
-	cfg := s.e.Backbone().Config()
-	if j.opts.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, cfg.Vocab); err != nil {
+	info := s.e.Info()
+	if j.Options.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, info.Vocab); err != nil {
 		return nil, err
 	}
 	if d := s.opts.Defaults; d != nil { // what OpenAI's request cannot say
 		if v, ok := d.Float("top_k"); ok {
-			j.opts.Sampler.TopK = int(v)
+			j.Options.Sampler.TopK = int(v)
 		}
 		if v, ok := d.Float("min_p"); ok {
-			j.opts.Sampler.MinP = float32(v)
+			j.Options.Sampler.MinP = float32(v)
 		}
 		if v, ok := d.Float("repeat_penalty"); ok {
-			j.opts.Sampler.RepeatPenalty = float32(v)
+			j.Options.Sampler.RepeatPenalty = float32(v)
 		}
 		if v, ok := d.Float("repeat_last_n"); ok {
-			j.opts.Sampler.RepeatLastN = int(v)
+			j.Options.Sampler.RepeatLastN = int(v)
 		}
 	}
 	if f := r.ResponseFormat; f != nil {
 		switch f.Type {
 		case "", "text":
 		case "json_object":
-			j.opts.JSON = true
+			j.Options.JSON = true
 		default:
 			return nil, withCode(invalid("response_format", "response_format %q is not supported (text, json_object)", f.Type), "unsupported_response_format")
 		}
@@ -110,33 +108,32 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 		switch m {
 		case "text":
 		case "image":
-			if s.e.Vision() == nil || !cfg.Images.Enabled() {
+			if !info.Draws {
 				return nil, invalid("modalities", "this model does not draw images")
 			}
-			j.opts.Images = true
+			j.Options.Images = true
 		default:
 			return nil, invalid("modalities", "modality %q is not supported (text, image)", m)
 		}
 	}
-	j.opts.Image.Guidance = llm.DefaultGuidance
+	j.Options.Image.Guidance = llm.DefaultGuidance
 	if r.GuidanceScale != nil {
 		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
 			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)
 		}
-		j.opts.Image.Guidance = float32(*r.GuidanceScale)
+		j.Options.Image.Guidance = float32(*r.GuidanceScale)
 	}
-	j.opts.Image.Sampler.Seed = j.opts.Sampler.Seed
+	j.Options.Image.Sampler.Seed = j.Options.Sampler.Seed
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
-	if err := s.e.Answerable(j.opts); err != nil { // a request that can never be answered
-		return nil, err
-	}
-	// Last: the images are encoded here, the costly part, only for a request that is otherwise fine.
-	if j.msgs, err = s.messages(ctx, r.Messages); err != nil {
+	if j.Messages, err = s.messages(ctx, r.Messages); err != nil {
 		return nil, err
 	}
 	return j, nil
 }
 
+// chat answers a chat completion: the engine checks the request and builds its prompt (a
+// request it can never answer is refused here, before any answer begins), then its Run's events
+// become OpenAI's response, or its chunks when streaming (stream.go).
 func (s *Server) chat(c *gin.Context) {
 	var req chatRequest
 	if err := decode(c.Request.Body, &req); err != nil {
@@ -149,107 +146,40 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	id := "chatcmpl-" + randomID()
-	if req.Stream {
-		s.streamChat(c, id, job)
-		return
-	}
-	answers, err := s.runChoices(c.Request.Context(), job, nil)
+	start := time.Now()
+	run, err := s.e.Chat(c.Request.Context(), job.ChatRequest)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: s.opts.Model}
-	for i, a := range answers {
-		msg := assistantMessage{Role: "assistant"}
-		if msg.Content, err = answerContent(a); err != nil {
-			abort(c, err)
+	s.metrics.encoded(run.Prompt.ImageEncodes)
+	id := "chatcmpl-" + randomID()
+	if req.Stream {
+		s.streamChat(c, id, job, run, start)
+		return
+	}
+	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: s.opts.Model,
+		Choices: make([]chatChoice, job.N)}
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.ChoiceDone:
+			msg := assistantMessage{Role: "assistant"}
+			if msg.Content, err = answerContent(ev.Answer); err != nil {
+				abort(c, err)
+				return // the run stops: its context is the request's
+			}
+			resp.Choices[ev.Choice] = chatChoice{Index: ev.Choice, Message: msg, FinishReason: ev.Answer.FinishReason}
+		case llm.Failed:
+			abort(c, ev.Err)
 			return
+		case llm.Usage:
+			resp.Usage = chatUsage(ev)
+			s.metrics.chatTokens(ev)
 		}
-		resp.Choices = append(resp.Choices, chatChoice{Index: i, Message: msg, FinishReason: a.FinishReason})
-		resp.Usage.add(a, i == 0)
 	}
 	c.JSON(http.StatusOK, resp)
-}
-
-// runChoices answers the n choices at once: the engine batches their forward passes. Each choice
-// samples with its own seed (seed + index), so the choices differ. With hooks, hooks(i) gives
-// choice i's streaming callbacks.
-func (s *Server) runChoices(ctx context.Context, job *chatJob, hooks func(i int) (func(string), func(*llm.GeneratedImage))) ([]*llm.Answer, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := time.Now()
-	var first sync.Once
-	firstOut := func() { first.Do(func() { s.metrics.firstToken.Observe(time.Since(start).Seconds()) }) }
-	answers := make([]*llm.Answer, job.n)
-	errs := make([]error, job.n)
-	var wg sync.WaitGroup
-	for i := range job.n {
-		opts := job.opts
-		opts.Sampler.Seed += uint64(i)
-		opts.Image.Sampler.Seed += uint64(i)
-		var onText func(string)
-		var onImage func(*llm.GeneratedImage)
-		if hooks != nil {
-			onText, onImage = hooks(i)
-		}
-		opts.OnText = func(t string) {
-			firstOut()
-			if onText != nil {
-				onText(t)
-			}
-		}
-		opts.OnImage = func(g *llm.GeneratedImage) {
-			firstOut()
-			s.metrics.imageDecode.Observe(g.Decode.Seconds())
-			if onImage != nil {
-				onImage(g)
-			}
-		}
-		wg.Go(func() {
-			answers[i], errs[i] = s.e.Chat(ctx, job.msgs, opts)
-			if errs[i] != nil {
-				cancel() // one choice failed: the others stop at their next step
-			}
-		})
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
-		return nil, err
-	}
-	s.countChat(answers)
-	return answers, nil
-}
-
-// countChat adds the answers' tokens to the metrics: the shared prompt once.
-func (s *Server) countChat(answers []*llm.Answer) {
-	t := s.metrics.tokens
-	t.WithLabelValues("prompt").Add(float64(answers[0].PromptTokens))
-	t.WithLabelValues("image_input").Add(float64(answers[0].PromptImages))
-	for _, a := range answers {
-		t.WithLabelValues("completion").Add(float64(a.CompletionTokens))
-		for _, p := range a.Parts {
-			if p.Image != nil {
-				t.WithLabelValues("image_output").Add(float64(len(p.Image.IDs)))
-			}
-		}
-	}
-}
-
-// firstError is the error that stopped parallel work: the first that is not a cancellation (which
-// the others got when it canceled them), else a cancellation (the client left), else nil.
-func firstError(errs []error) error {
-	var canceled error
-	for _, err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, context.Canceled):
-			canceled = err
-		default:
-			return err
-		}
-	}
-	return canceled
 }
 
 type chatResponse struct {
@@ -294,14 +224,14 @@ type usage struct {
 	} `json:"prompt_tokens_details"`
 }
 
-// add counts an answer: the prompt once (the choices share it), every choice's completion.
-func (u *usage) add(a *llm.Answer, first bool) {
-	if first {
-		u.PromptTokens = a.PromptTokens
-		u.PromptTokensDetails.ImageTokens = a.PromptImages
-	}
-	u.CompletionTokens += a.CompletionTokens
-	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+// chatUsage is OpenAI's usage of a run.
+func chatUsage(u llm.Usage) usage {
+	var out usage
+	out.PromptTokens = u.PromptTokens
+	out.PromptTokensDetails.ImageTokens = u.PromptImageTokens
+	out.CompletionTokens = u.CompletionTokens
+	out.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return out
 }
 
 // answerContent is the answer as OpenAI content: its text, or, when it drew, text and image parts.

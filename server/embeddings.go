@@ -4,16 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/toklip/toklip/visiontok"
+	"github.com/toklip/toklip/llm"
 )
 
 // embeddingRequest is OpenAI's embeddings request. Inputs are text, embedded by TokLIP's text
@@ -47,58 +44,27 @@ func (s *Server) embeddings(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	v := s.e.Vision()
-	data := make([]embedding, len(inputs))
-	tokens := 0
-	for i, in := range inputs {
-		var vec []float32
-		if strings.HasPrefix(in, "data:") {
-			img, err := dataURL(in)
-			if err != nil {
-				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image_url"))
-				return
-			}
-			start := time.Now()
-			enc, err := s.e.EncodeImage(img)
-			if errors.Is(err, visiontok.ErrImage) {
-				abort(c, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image"))
-				return
-			}
-			if err != nil {
-				abort(c, err)
-				return
-			}
-			s.metrics.imageEncode.Observe(time.Since(start).Seconds())
-			vec = enc.Pooled
-			tokens += len(enc.IDs)
-		} else {
-			ids, err := v.TextIDs(in)
-			if err != nil {
-				abort(c, err)
-				return
-			}
-			for _, id := range ids {
-				if id != 0 { // padding
-					tokens++
-				}
-			}
-			if vec, err = v.TextEmbeddingIDs(ids); err != nil {
-				abort(c, err)
-				return
-			}
-		}
-		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(normalize(vec), req.EncodingFormat)}
+	emb, err := s.e.Embed(inputs)
+	if err != nil {
+		abort(c, err)
+		return
 	}
-	s.metrics.tokens.WithLabelValues("prompt").Add(float64(tokens))
+	s.metrics.encoded(emb.ImageEncodes)
+	data := make([]embedding, len(emb.Vectors))
+	for i, v := range emb.Vectors {
+		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(v, req.EncodingFormat)}
+	}
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": s.opts.Model,
-		"usage": gin.H{"prompt_tokens": tokens, "total_tokens": tokens}})
+		"usage": gin.H{"prompt_tokens": emb.Tokens, "total_tokens": emb.Tokens}})
 }
 
-func (s *Server) checkEmbeddings(r *embeddingRequest) ([]string, error) {
+// checkEmbeddings reads the inputs: text, or images as data URLs.
+func (s *Server) checkEmbeddings(r *embeddingRequest) ([]llm.EmbedInput, error) {
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
-	if s.e.Vision() == nil || s.e.Vision().Config().Text.Depth == 0 {
+	if !s.e.Info().Embeds {
 		return nil, invalid("model", "the model %q has no TokLIP text tower to embed with", r.Model)
 	}
 	var inputs []string
@@ -114,9 +80,19 @@ func (s *Server) checkEmbeddings(r *embeddingRequest) ([]string, error) {
 	if len(inputs) == 0 || len(inputs) > maxEmbeddingInputs {
 		return nil, invalid("input", "input holds %d items, want 1 to %d", len(inputs), maxEmbeddingInputs)
 	}
+	out := make([]llm.EmbedInput, len(inputs))
 	for i, in := range inputs {
-		if in == "" {
+		switch {
+		case in == "":
 			return nil, invalid("input", "input[%d] is empty", i)
+		case strings.HasPrefix(in, "data:"):
+			img, err := dataURL(in)
+			if err != nil {
+				return nil, withCode(invalid(fmt.Sprintf("input[%d]", i), "input[%d]: %v", i, err), "invalid_image_url")
+			}
+			out[i].Image = img
+		default:
+			out[i].Text = in
 		}
 	}
 	switch r.EncodingFormat {
@@ -127,25 +103,7 @@ func (s *Server) checkEmbeddings(r *embeddingRequest) ([]string, error) {
 	if d := r.Dimensions; d != nil {
 		return nil, invalid("dimensions", "dimensions cannot be chosen: TokLIP's embeddings have the size they were trained with")
 	}
-	return inputs, nil
-}
-
-// normalize scales v to unit length (a copy: v may be the engine's cached encoding), as OpenAI's
-// embeddings are, so a dot product is the cosine.
-func normalize(v []float32) []float32 {
-	var sum float64
-	for _, x := range v {
-		sum += float64(x) * float64(x)
-	}
-	out := make([]float32, len(v))
-	if sum == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(sum)
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
-	}
-	return out
+	return out, nil
 }
 
 func encodeVector(v []float32, format string) any {

@@ -46,6 +46,8 @@ func toAPIError(err error) *apiError {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooLarge *http.MaxBytesError
+	var part *llm.PartError
+	var input *llm.InputError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -58,6 +60,11 @@ func toAPIError(err error) *apiError {
 		return invalid("", "the request body is not valid JSON: %v (at byte %d)", err, syntax.Offset)
 	case errors.As(err, &typ):
 		return invalid(typ.Field, "%s: expected %s, got a JSON %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case errors.As(err, &part) && errors.Is(err, visiontok.ErrImage):
+		param := fmt.Sprintf("messages[%d].content[%d]", part.Message, part.Part)
+		return withCode(invalid(param+".image_url.url", "%s: %v", param, part.Err), "invalid_image")
+	case errors.As(err, &input) && errors.Is(err, visiontok.ErrImage):
+		return withCode(invalid(fmt.Sprintf("input[%d]", input.Index), "%v", err), "invalid_image")
 	case errors.Is(err, visiontok.ErrImage):
 		return withCode(invalid("messages", "%v", err), "invalid_image")
 	case errors.Is(err, llm.ErrContextFull):

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"image"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -44,20 +42,17 @@ const maxPromptChars = 32000
 var sizeRE = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
 
 type imageJob struct {
-	prompt   string
-	opts     llm.ImageOptions
-	n        int
-	format   string // png or jpeg
-	url      bool   // answer with URLs served from the image store, not base64
-	stream   bool
-	partials int // partial images streamed before the completed one
+	llm.DrawRequest        // Options.Partials: partial images streamed before the completed one
+	format          string // png or jpeg
+	url             bool   // answer with URLs served from the image store, not base64
+	stream          bool
 }
 
 func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
-	if s.e.Vision() == nil || !s.e.Backbone().Config().Images.Enabled() {
+	if !s.e.Info().Draws {
 		return nil, invalid("model", "the model %q does not draw images", r.Model)
 	}
 	if r.Prompt == "" {
@@ -66,12 +61,12 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 	if n := utf8.RuneCountInString(r.Prompt); n > maxPromptChars {
 		return nil, invalid("prompt", "the prompt has %d characters, at most %d", n, maxPromptChars)
 	}
-	j := &imageJob{prompt: r.Prompt, n: 1, format: "png"}
+	j := &imageJob{DrawRequest: llm.DrawRequest{Prompt: r.Prompt, N: 1}, format: "png"}
 	if r.N != nil {
 		if *r.N < 1 || *r.N > s.opts.MaxN {
 			return nil, invalid("n", "n %d is not in [1, %d]", *r.N, s.opts.MaxN)
 		}
-		j.n = *r.N
+		j.N = *r.N
 	}
 	if r.Size != "" && r.Size != "auto" && !sizeRE.MatchString(r.Size) {
 		return nil, invalid("size", "size %q is not auto or WIDTHxHEIGHT", r.Size)
@@ -96,37 +91,37 @@ func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
 		if *r.PartialImages < 0 || *r.PartialImages > 3 {
 			return nil, invalid("partial_images", "partial_images %d is not in [0, 3]", *r.PartialImages)
 		}
-		j.partials = *r.PartialImages
+		j.Options.Partials = *r.PartialImages
 	}
 	if j.stream = r.Stream; j.stream && j.url {
 		return nil, invalid("response_format", "a streamed generation sends its images as b64_json")
 	}
-	if j.stream && j.n != 1 {
+	if j.stream && j.N != 1 {
 		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
-	j.opts.Guidance = llm.DefaultGuidance
+	j.Options.Guidance = llm.DefaultGuidance
 	if r.GuidanceScale != nil {
 		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
 			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)
 		}
-		j.opts.Guidance = float32(*r.GuidanceScale)
+		j.Options.Guidance = float32(*r.GuidanceScale)
 	}
-	j.opts.Negative = r.NegativePrompt
-	j.opts.Sampler.Temperature = 1
+	j.Options.Negative = r.NegativePrompt
+	j.Options.Sampler.Temperature = 1
 	if r.Temperature != nil {
 		if *r.Temperature < 0 || *r.Temperature > 2 {
 			return nil, invalid("temperature", "temperature %g is not in [0, 2]", *r.Temperature)
 		}
-		j.opts.Sampler.Temperature = float32(*r.Temperature)
+		j.Options.Sampler.Temperature = float32(*r.Temperature)
 	}
 	if r.TopK != nil {
 		if *r.TopK < 0 {
 			return nil, invalid("top_k", "top_k %d must be >= 0", *r.TopK)
 		}
-		j.opts.Sampler.TopK = *r.TopK
+		j.Options.Sampler.TopK = *r.TopK
 	}
 	if r.Seed != nil {
-		j.opts.Sampler.Seed = uint64(*r.Seed)
+		j.Options.Sampler.Seed = uint64(*r.Seed)
 	}
 	return j, nil
 }
@@ -173,64 +168,55 @@ func (s *Server) generateImages(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if job.stream {
-		s.streamImage(c, job)
-		return
-	}
-	ctx, cancel := context.WithCancel(c.Request.Context())
-	defer cancel()
-	imgs := make([]*llm.GeneratedImage, job.n)
-	prompts := make([]int, job.n)
-	errs := make([]error, job.n)
-	var wg sync.WaitGroup
-	for i := range job.n {
-		opts := job.opts
-		opts.Sampler.Seed += uint64(i)
-		wg.Go(func() {
-			if imgs[i], prompts[i], errs[i] = s.e.GenerateImage(ctx, job.prompt, opts); errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	if err := firstError(errs); err != nil {
+	start := time.Now()
+	run, err := s.e.Draw(c.Request.Context(), job.DrawRequest)
+	if err != nil {
 		abort(c, err)
 		return
 	}
-	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format}
-	for _, g := range imgs {
-		raw, err := encodeBytes(g.Image, job.format)
-		if err != nil {
-			abort(c, err)
-			return
-		}
-		if job.url {
-			id := s.images.put(raw, "image/"+job.format)
-			resp.Data = append(resp.Data, imageData{URL: baseURL(c) + "/images/" + id})
-		} else {
-			resp.Data = append(resp.Data, imageData{B64JSON: base64.StdEncoding.EncodeToString(raw)})
-		}
-		resp.Size = sizeOf(g.Image)
-		s.metrics.imageDecode.Observe(g.Decode.Seconds())
+	if job.stream {
+		s.streamImage(c, job, run, start)
+		return
 	}
-	resp.Usage = s.imageUsage(prompts[0], imgs)
+	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format, Data: make([]imageData, job.N)}
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.ImageDone:
+			raw, err := encodeBytes(ev.Image.Image, job.format)
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			if job.url {
+				id := s.images.put(raw, "image/"+job.format)
+				resp.Data[ev.Choice] = imageData{URL: baseURL(c) + "/images/" + id}
+			} else {
+				resp.Data[ev.Choice] = imageData{B64JSON: base64.StdEncoding.EncodeToString(raw)}
+			}
+			resp.Size = sizeOf(ev.Image.Image)
+		case llm.Failed:
+			abort(c, ev.Err)
+			return
+		case llm.Usage:
+			resp.Usage = s.imageUsage(ev)
+		}
+	}
 	c.JSON(http.StatusOK, resp)
 }
 
-// imageUsage is OpenAI's input/output token usage of drawing imgs from a prompt of promptTokens,
-// also added to the metrics.
-func (s *Server) imageUsage(promptTokens int, imgs []*llm.GeneratedImage) imageUsage {
-	var u imageUsage
-	u.InputTokens = promptTokens
-	u.InputTokensDetails.TextTokens = promptTokens
-	for _, g := range imgs {
-		u.OutputTokens += len(g.IDs)
-	}
-	u.OutputTokensDetails.ImageTokens = u.OutputTokens
-	u.TotalTokens = u.InputTokens + u.OutputTokens
-	s.metrics.tokens.WithLabelValues("prompt").Add(float64(u.InputTokens))
-	s.metrics.tokens.WithLabelValues("image_output").Add(float64(u.OutputTokens))
-	return u
+// imageUsage is OpenAI's input/output token usage of an image generation, also added to the
+// metrics.
+func (s *Server) imageUsage(u llm.Usage) imageUsage {
+	var out imageUsage
+	out.InputTokens = u.PromptTokens
+	out.InputTokensDetails.TextTokens = u.PromptTokens
+	out.OutputTokens = u.ImageTokens
+	out.OutputTokensDetails.ImageTokens = u.ImageTokens
+	out.TotalTokens = out.InputTokens + out.OutputTokens
+	s.metrics.imageTokens(u)
+	return out
 }
 
 // imageEvent is the data of an image_generation.partial_image or .completed event.
@@ -246,9 +232,10 @@ type imageEvent struct {
 	Usage             *imageUsage `json:"usage,omitempty"`
 }
 
-// streamImage draws one image and sends partial_images renders of it on the way (the ids drawn
-// so far, the rest filled with id 0), evenly spaced, then the completed image.
-func (s *Server) streamImage(c *gin.Context, job *imageJob) {
+// streamImage sends a run of one image as events: the partial renders it asked for (the ids
+// drawn so far, the rest filled with id 0), evenly spaced, then the completed image with the
+// usage.
+func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start time.Time) {
 	out := newSSE(c)
 	created := time.Now().Unix()
 	event := func(typ string, img image.Image) (imageEvent, error) {
@@ -256,36 +243,38 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob) {
 		return imageEvent{Type: typ, B64JSON: b64, CreatedAt: created, Size: sizeOf(img), Quality: "auto",
 			Background: "opaque", OutputFormat: job.format}, err
 	}
-	sent := 0
-	opts := job.opts
-	opts.OnStep = func(step, total int, ids []int32) {
-		if sent >= job.partials || step < (sent+1)*total/(job.partials+1) {
-			return
-		}
-		img, err := s.e.RenderPartial(ids)
-		if err != nil {
-			return // a partial render is a courtesy; the completed image still comes
-		}
-		ev, err := event("image_generation.partial_image", img)
-		if err != nil {
-			return
-		}
-		ev.PartialImageIndex = ptr(sent)
-		out.send("image_generation.partial_image", ev)
-		sent++
-	}
-	g, promptTokens, err := s.e.GenerateImage(c.Request.Context(), job.prompt, opts)
-	if err == nil {
-		var ev imageEvent
-		if ev, err = event("image_generation.completed", g.Image); err == nil {
-			s.metrics.imageDecode.Observe(g.Decode.Seconds())
-			ev.Usage = ptr(s.imageUsage(promptTokens, []*llm.GeneratedImage{g}))
-			out.send("image_generation.completed", ev)
-			return
+	fail := func(err error) {
+		if c.Request.Context().Err() == nil {
+			out.send("error", gin.H{"type": "error", "error": toAPIError(err)})
 		}
 	}
-	if c.Request.Context().Err() == nil {
-		out.send("error", gin.H{"type": "error", "error": toAPIError(err)})
+	var done *llm.GeneratedImage
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.ImageStep:
+			if ev.Partial == nil {
+				continue
+			}
+			if p, err := event("image_generation.partial_image", ev.Partial); err == nil { // a courtesy: the completed image still comes
+				p.PartialImageIndex = ptr(ev.PartialIndex)
+				out.send("image_generation.partial_image", p)
+			}
+		case llm.ImageDone:
+			done = ev.Image
+		case llm.Failed:
+			fail(ev.Err)
+			return
+		case llm.Usage:
+			ev2, err := event("image_generation.completed", done.Image)
+			if err != nil {
+				fail(err)
+				return
+			}
+			ev2.Usage = ptr(s.imageUsage(ev))
+			out.send("image_generation.completed", ev2)
+		}
 	}
 }
 

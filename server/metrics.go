@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/toklip/toklip/llm"
 )
 
 // metrics are what /metrics exposes, in a registry of the server's own (two servers in one
@@ -59,6 +60,54 @@ func (m *metrics) observe(c *gin.Context) {
 	}
 	m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+// encoded observes the encoding time of a request's images.
+func (m *metrics) encoded(times []time.Duration) {
+	for _, t := range times {
+		m.imageEncode.Observe(t.Seconds())
+	}
+}
+
+// run observes one request's run of the engine, which arrived at start.
+type run struct {
+	m     *metrics
+	start time.Time
+	first bool // the first text or image went out
+}
+
+func (m *metrics) run(start time.Time) *run { return &run{m: m, start: start} }
+
+// event observes an engine event: the run's first text or image, each image's decode.
+func (r *run) event(ev llm.Event) {
+	switch ev := ev.(type) {
+	case llm.TextDelta:
+		r.firstOut()
+	case llm.ImageDone:
+		r.firstOut()
+		r.m.imageDecode.Observe(ev.Image.Decode.Seconds())
+	}
+}
+
+func (r *run) firstOut() {
+	if !r.first {
+		r.first = true
+		r.m.firstToken.Observe(time.Since(r.start).Seconds())
+	}
+}
+
+// chatTokens counts a chat's tokens: the shared prompt once, completions with their image ids.
+func (m *metrics) chatTokens(u llm.Usage) {
+	m.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
+	m.tokens.WithLabelValues("image_input").Add(float64(u.PromptImageTokens))
+	m.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
+	m.tokens.WithLabelValues("image_output").Add(float64(u.ImageTokens))
+}
+
+// imageTokens counts an image generation's tokens: its prompt, the images' ids.
+func (m *metrics) imageTokens(u llm.Usage) {
+	m.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
+	m.tokens.WithLabelValues("image_output").Add(float64(u.ImageTokens))
 }
 
 func (m *metrics) handler() gin.HandlerFunc {

@@ -18,9 +18,9 @@ type model struct {
 
 func (s *Server) model() model {
 	m := model{ID: s.opts.Model, Object: "model", Created: s.created, OwnedBy: "toklip", Input: []string{"text"}, Output: []string{"text"}}
-	if s.e.Vision() != nil {
+	if in := s.e.Info(); in.ReadsImages {
 		m.Input = append(m.Input, "image")
-		if s.e.Backbone().Config().Images.Enabled() {
+		if in.Draws {
 			m.Output = append(m.Output, "image")
 		}
 	}

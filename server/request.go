@@ -5,17 +5,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/sampler"
-	"github.com/toklip/toklip/visiontok"
 )
 
 // decode reads a JSON body strictly: one object, types as declared (a wrong type names its field).
@@ -67,7 +64,8 @@ type chatMessage struct {
 	Content content `json:"content"`
 }
 
-// messages turns the request's messages into the engine's, decoding data-URL images.
+// messages turns the request's messages into the engine's, reading each image's bytes (a data
+// URL, or a fetch); the engine decodes and encodes them.
 func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message, error) {
 	if len(in) == 0 {
 		return nil, invalid("messages", "messages must hold at least one message")
@@ -110,16 +108,6 @@ func (s *Server) messages(ctx context.Context, in []chatMessage) ([]llm.Message,
 				if err != nil {
 					return nil, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image_url")
 				}
-				// Encoded here, ahead of the prompt (which finds it in the engine's cache): a bad
-				// image is named by its place in the request, and its encoding time is measured.
-				start := time.Now()
-				if _, err := s.e.EncodeImage(data); err != nil {
-					if errors.Is(err, visiontok.ErrImage) {
-						return nil, withCode(invalid(param+".image_url.url", "%s: %v", param, err), "invalid_image")
-					}
-					return nil, err
-				}
-				s.metrics.imageEncode.Observe(time.Since(start).Seconds())
 				msg.Content = append(msg.Content, llm.Part{Image: data})
 			default:
 				return nil, invalid(param+".type", "%s: part type %q is not supported (text, image_url)", param, p.Type)

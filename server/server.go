@@ -17,7 +17,6 @@ import (
 
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
-	"github.com/toklip/toklip/visiontok"
 )
 
 // Options are the server's limits and settings.
@@ -100,11 +99,7 @@ func NewLoading(opts Options) *Server {
 func (s *Server) Ready(e *llm.Engine) {
 	s.e = e
 	if len(s.opts.ImageHosts) > 0 {
-		limit := visiontok.DefaultLimits.MaxBytes
-		if v := e.Vision(); v != nil {
-			limit = v.Limits().MaxBytes
-		}
-		s.fetch = newFetcher(s.opts.ImageHosts, s.opts.FetchTimeout, limit)
+		s.fetch = newFetcher(s.opts.ImageHosts, s.opts.FetchTimeout, e.Info().ImageLimits.MaxBytes)
 	}
 	s.ready.Store(true) // publishes s.e and s.fetch to the handlers, which load ready first
 }

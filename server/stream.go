@@ -71,44 +71,45 @@ type delta struct {
 	Content any    `json:"content,omitempty"` // text, or image parts
 }
 
-// streamChat answers as chat.completion.chunk events: a role chunk per choice, text deltas as
-// they are decoded, each drawn image as a delta holding one image_url part, a last chunk per
-// choice with its finish reason, the usage chunk if asked, then [DONE]. A failure after the
-// first byte is sent as an error event, as OpenAI's clients expect.
-func (s *Server) streamChat(c *gin.Context, id string, job *chatJob) {
+// streamChat sends a run's events as chat.completion.chunk events: a role chunk per choice, text
+// deltas as they are decoded, each drawn image as a delta holding one image_url part, a last
+// chunk per choice with its finish reason when it ends, the usage chunk if asked, then [DONE]. A
+// failure after the first byte is sent as an error event, as OpenAI's clients expect.
+func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Run, start time.Time) {
 	out := newSSE(c)
 	created := time.Now().Unix()
 	send := func(ch []chunkChoice, u *usage) {
 		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.opts.Model, Choices: ch, Usage: u})
 	}
-	for i := range job.n {
+	for i := range job.N {
 		send([]chunkChoice{{Index: i, Delta: delta{Role: "assistant", Content: ""}}}, nil)
 	}
-	answers, err := s.runChoices(c.Request.Context(), job, func(i int) (func(string), func(*llm.GeneratedImage)) {
-		onText := func(t string) { send([]chunkChoice{{Index: i, Delta: delta{Content: t}}}, nil) }
-		onImage := func(g *llm.GeneratedImage) {
-			part, err := toPart(llm.AnswerPart{Image: g})
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.TextDelta:
+			send([]chunkChoice{{Index: ev.Choice, Delta: delta{Content: ev.Text}}}, nil)
+		case llm.ImageDone:
+			part, err := toPart(llm.AnswerPart{Image: ev.Image})
 			if err != nil {
-				return // reported by the answer's end: the same encoding fails there
+				out.send("", gin.H{"error": toAPIError(err)})
+				return // the run stops
 			}
-			send([]chunkChoice{{Index: i, Delta: delta{Content: []outPart{part}}}}, nil)
+			send([]chunkChoice{{Index: ev.Choice, Delta: delta{Content: []outPart{part}}}}, nil)
+		case llm.ChoiceDone:
+			send([]chunkChoice{{Index: ev.Choice, Delta: delta{}, FinishReason: &ev.Answer.FinishReason}}, nil)
+		case llm.Failed:
+			if c.Request.Context().Err() == nil { // the client is still there to read it
+				out.send("", gin.H{"error": toAPIError(ev.Err)})
+			}
+			return
+		case llm.Usage:
+			s.metrics.chatTokens(ev)
+			if job.usage {
+				send([]chunkChoice{}, ptr(chatUsage(ev)))
+			}
 		}
-		return onText, onImage
-	})
-	if err != nil {
-		if c.Request.Context().Err() == nil { // the client is still there to read it
-			out.send("", gin.H{"error": toAPIError(err)})
-		}
-		return
-	}
-	var u usage
-	for i, a := range answers {
-		reason := a.FinishReason
-		send([]chunkChoice{{Index: i, Delta: delta{}, FinishReason: &reason}}, nil)
-		u.add(a, i == 0)
-	}
-	if job.usage {
-		send([]chunkChoice{}, &u)
 	}
 	out.raw("", []byte("[DONE]"))
 }

@@ -98,14 +98,18 @@ func runGenerate(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer e.Close()
-	g, _, err := e.GenerateImage(context.Background(), prompt, llm.ImageOptions{
+	run, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: prompt, Options: llm.ImageOptions{
 		Guidance: float32(*guidance), Negative: *negative,
 		Sampler: sampler.Params{Temperature: float32(*temperature), TopK: *topK, Seed: *seed},
-	})
+	}})
 	if err != nil {
 		return err
 	}
-	if err := writePNG(*out, g.Image); err != nil {
+	answers, _, err := run.Wait()
+	if err != nil {
+		return err
+	}
+	if err := writePNG(*out, answers[0].Parts[0].Image.Image); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)

@@ -133,25 +133,32 @@ func (c *chatter) say(msg string) error {
 			lineStart = true
 		}
 	}
-	opts := c.opts
-	opts.OnText = func(t string) {
-		fmt.Fprint(c.out, t)
-		lineStart = strings.HasSuffix(t, "\n")
-	}
-	opts.OnImage = func(g *llm.GeneratedImage) {
-		newline()
-		if path, err := writeNewPNG("toklip-image", g); err != nil {
-			fmt.Fprintf(c.out, "[image not written: %v]\n", err)
-		} else {
-			fmt.Fprintf(c.out, "[image: %s]\n", path)
-		}
-	}
 	msgs := append(append(slices.Clone(c.system), c.history...), user)
-	ans, err := c.e.Chat(context.Background(), msgs, opts)
-	newline()
+	run, err := c.e.Chat(context.Background(), llm.ChatRequest{Messages: msgs, Options: c.opts})
 	if err != nil {
 		return err
 	}
+	var ans *llm.Answer
+	for ev := range run.Events() {
+		switch ev := ev.(type) {
+		case llm.TextDelta:
+			fmt.Fprint(c.out, ev.Text)
+			lineStart = strings.HasSuffix(ev.Text, "\n")
+		case llm.ImageDone:
+			newline()
+			if path, err := writeNewPNG("toklip-image", ev.Image); err != nil {
+				fmt.Fprintf(c.out, "[image not written: %v]\n", err)
+			} else {
+				fmt.Fprintf(c.out, "[image: %s]\n", path)
+			}
+		case llm.ChoiceDone:
+			ans = ev.Answer
+		case llm.Failed:
+			newline()
+			return ev.Err
+		}
+	}
+	newline()
 	c.history = append(c.history, user, llm.Message{Role: "assistant", Content: []llm.Part{{Text: ans.Text()}}})
 	return nil
 }

@@ -78,19 +78,27 @@ func describe(ctx context.Context, e *llm.Engine, s demo.Scene) (string, error) 
 		return "", err
 	}
 	msgs := []llm.Message{{Role: "user", Content: []llm.Part{{Image: buf.Bytes()}, {Text: demo.EvalQuestion}}}}
-	ans, err := e.Chat(ctx, msgs, llm.ChatOptions{MaxTokens: 32})
+	run, err := e.Chat(ctx, llm.ChatRequest{Messages: msgs, Options: llm.ChatOptions{MaxTokens: 32}})
 	if err != nil {
 		return "", err
 	}
-	return ans.Text(), nil
+	answers, _, err := run.Wait()
+	if err != nil {
+		return "", err
+	}
+	return answers[0].Text(), nil
 }
 
 func draw(ctx context.Context, e *llm.Engine, s demo.Scene) (image.Image, error) {
-	g, _, err := e.GenerateImage(ctx, s.Caption(), llm.ImageOptions{Guidance: Guidance, Sampler: sampler.Params{}})
+	run, err := e.Draw(ctx, llm.DrawRequest{Prompt: s.Caption(), Options: llm.ImageOptions{Guidance: Guidance, Sampler: sampler.Params{}}})
 	if err != nil {
 		return nil, err
 	}
-	return g.Image, nil
+	answers, _, err := run.Wait()
+	if err != nil {
+		return nil, err
+	}
+	return answers[0].Parts[0].Image.Image, nil
 }
 
 // Score scores the outputs files in dir (see Outputs) of every set of demo.EvalSets, with the

@@ -19,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/toklip/toklip/ggml"
@@ -130,16 +129,21 @@ func generation(e *llm.Engine, runs int) (plain, guided, decode float64) {
 		p = append(p, plainDecode(e, n))
 		var lastID time.Time
 		start := time.Now()
-		_, _, err := e.GenerateImage(context.Background(), "a red circle in the top left corner", llm.ImageOptions{
+		r, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: "a red circle in the top left corner", Options: llm.ImageOptions{
 			Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(run + 1)},
-			OnStep: func(step, total int, _ []int32) {
-				if step == total {
-					lastID = time.Now()
-				}
-			},
-		})
+		}})
 		if err != nil {
 			log.Fatal(err)
+		}
+		for ev := range r.Events() {
+			switch ev := ev.(type) {
+			case llm.ImageStep:
+				if ev.Step == ev.Total {
+					lastID = time.Now()
+				}
+			case llm.Failed:
+				log.Fatal(ev.Err)
+			}
 		}
 		end := time.Now()
 		g = append(g, ms(lastID.Sub(start)))
@@ -148,25 +152,22 @@ func generation(e *llm.Engine, runs int) (plain, guided, decode float64) {
 	return median(p), median(g), median(d)
 }
 
-// concurrent returns the median time for two GenerateImage calls made at once (continuous
-// batching puts both guided pairs in each pass), and the batcher's counts over those runs.
+// concurrent returns the median time for drawing two images at once (continuous batching puts
+// both guided pairs in each pass), and the batcher's counts over those runs.
 func concurrent(e *llm.Engine, runs int) (float64, llm.BatchStats) {
 	var t []float64
 	before := e.BatchStats()
 	for run := range runs {
 		start := time.Now()
-		var wg sync.WaitGroup
-		for i := range 2 {
-			wg.Go(func() {
-				_, _, err := e.GenerateImage(context.Background(), "a red circle in the top left corner", llm.ImageOptions{
-					Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(10*run + i)},
-				})
-				if err != nil {
-					log.Fatal(err)
-				}
-			})
+		r, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: "a red circle in the top left corner", N: 2, Options: llm.ImageOptions{
+			Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(10 * run)},
+		}})
+		if err != nil {
+			log.Fatal(err)
 		}
-		wg.Wait()
+		if _, _, err := r.Wait(); err != nil {
+			log.Fatal(err)
+		}
 		t = append(t, ms(time.Since(start)))
 	}
 	after := e.BatchStats()

@@ -3,6 +3,7 @@ package llm
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/toklip/toklip/tokenizer"
 )
@@ -13,18 +14,79 @@ type Message struct {
 	Content []Part
 }
 
-// Part is a piece of a message: text, or an image (its encoded bytes).
+// Part is a piece of a message: text, or an image (its file's bytes: PNG, JPEG, GIF, WebP or BMP).
 type Part struct {
 	Text  string
 	Image []byte
 }
 
+// Prompt is a rendered chat as backbone inputs (sequence unset), how many of them are image
+// tokens, and how long each of its images took to decode and encode (a cached image: to find).
+type Prompt struct {
+	Inputs       []Input
+	ImageTokens  int
+	ImageEncodes []time.Duration
+}
+
+// PartError is a failure of one part of a chat: part Part of message Message (an image that does
+// not decode, or any image for a model that reads none).
+type PartError struct {
+	Message, Part int
+	Err           error
+}
+
+func (e *PartError) Error() string {
+	return fmt.Sprintf("messages[%d].content[%d]: %v", e.Message, e.Part, e.Err)
+}
+
+func (e *PartError) Unwrap() error { return e.Err }
+
+// BuildPrompt renders msgs with the model's chat template and turns them into inputs: text is
+// tokenized (special tokens only in the template's own text), each image becomes its begin token,
+// one TokLIP feature per image token, and its end token. generationPrompt appends the assistant's
+// turn header.
+func (e *Engine) BuildPrompt(msgs []Message, generationPrompt bool) (*Prompt, error) {
+	if err := validate(msgs); err != nil {
+		return nil, err
+	}
+	p := &Prompt{}
+	if e.tmpl.Name == plain.Name && e.tok.AddBOS && e.tok.BOS >= 0 {
+		p.Inputs = append(p.Inputs, Input{Token: e.tok.BOS})
+	}
+	it := e.lm.Config().Images
+	for _, s := range e.tmpl.render(msgs, generationPrompt) {
+		if s.image == nil {
+			for _, id := range e.tok.Encode(s.text, tokenizer.EncodeOptions{SplitSpecial: !s.template}) {
+				p.Inputs = append(p.Inputs, Input{Token: id})
+			}
+			continue
+		}
+		start := time.Now()
+		enc, err := e.EncodeImage(s.image)
+		if err != nil {
+			return nil, &PartError{Message: s.msg, Part: s.part, Err: err}
+		}
+		p.ImageEncodes = append(p.ImageEncodes, time.Since(start))
+		p.Inputs = append(p.Inputs, Input{Token: it.Begin})
+		for _, f := range enc.Features {
+			p.Inputs = append(p.Inputs, Input{Feature: f})
+		}
+		p.Inputs = append(p.Inputs, Input{Token: it.End})
+		p.ImageTokens += len(enc.Features)
+	}
+	if n, max := len(p.Inputs), e.lm.Options().ContextLength; n >= max {
+		return nil, fmt.Errorf("%w: the prompt takes %d tokens, the context holds %d", ErrContextFull, n, max)
+	}
+	return p, nil
+}
+
 // A segment of a rendered chat: template text (special tokens allowed), message text (special
 // tokens are plain text: a user cannot forge <|im_end|>), or an image.
 type segment struct {
-	text     string
-	template bool
-	image    []byte
+	text      string
+	template  bool
+	image     []byte
+	msg, part int // an image's place in the chat, for its errors
 }
 
 // Template renders a chat in a model family's format. Images become image segments, which the
@@ -39,9 +101,9 @@ type Template struct {
 var (
 	chatML = Template{Name: "chatml", render: func(msgs []Message, gen bool) []segment {
 		var out []segment
-		for _, m := range msgs {
+		for i, m := range msgs {
 			out = append(out, segment{text: "<|im_start|>" + m.Role + "\n", template: true})
-			out = append(out, content(m)...)
+			out = append(out, content(i, m)...)
 			out = append(out, segment{text: "<|im_end|>\n", template: true})
 		}
 		if gen {
@@ -51,9 +113,9 @@ var (
 	}}
 	llama3 = Template{Name: "llama3", render: func(msgs []Message, gen bool) []segment {
 		out := []segment{{text: "<|begin_of_text|>", template: true}}
-		for _, m := range msgs {
+		for i, m := range msgs {
 			out = append(out, segment{text: "<|start_header_id|>" + m.Role + "<|end_header_id|>\n\n", template: true})
-			out = append(out, content(m)...)
+			out = append(out, content(i, m)...)
 			out = append(out, segment{text: "<|eot_id|>", template: true})
 		}
 		if gen {
@@ -64,9 +126,9 @@ var (
 	// plain is for a backbone whose template names no known family: "role: content" lines.
 	plain = Template{Name: "plain", render: func(msgs []Message, gen bool) []segment {
 		var out []segment
-		for _, m := range msgs {
+		for i, m := range msgs {
 			out = append(out, segment{text: m.Role + ": ", template: true})
-			out = append(out, content(m)...)
+			out = append(out, content(i, m)...)
 			out = append(out, segment{text: "\n", template: true})
 		}
 		if gen {
@@ -76,11 +138,11 @@ var (
 	}}
 )
 
-func content(m Message) []segment {
+func content(i int, m Message) []segment {
 	out := make([]segment, 0, len(m.Content))
-	for _, p := range m.Content {
+	for j, p := range m.Content {
 		if p.Image != nil {
-			out = append(out, segment{image: p.Image})
+			out = append(out, segment{image: p.Image, msg: i, part: j})
 		} else {
 			out = append(out, segment{text: p.Text})
 		}
