@@ -12,7 +12,8 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
-	"github.com/toklip/toklip/gguf"
+	"github.com/toklip/toklip/models"
+	_ "github.com/toklip/toklip/models/qwen2llama" // the architectures a backbone may have
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -61,9 +62,8 @@ type Input struct {
 // Backbone is a loaded language model with its KV cache. Its methods are safe for concurrent use;
 // forward passes run one at a time, each over a batch that may mix sequences.
 type Backbone struct {
-	model *Model
-	file  *gguf.File
-	cfg   Config
+	model models.Decoder
+	cfg   models.Config
 	tok   *tokenizer.Tokenizer
 	cache kvcache.Cache
 	opts  Options
@@ -92,19 +92,15 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 	if err != nil {
 		return nil, err
 	}
-	lm, ok := m.(*Model)
+	lm, ok := m.(models.Decoder)
 	if !ok {
 		m.Backend().Close()
 		return nil, fmt.Errorf("load %s: architecture %q is not a language-model backbone", path, f.Architecture())
 	}
-	cfg, err := ReadConfig(f)
-	if err != nil { // cannot happen: Open ran the same check
+	cfg, err := lm.Init(f)
+	if err != nil { // cannot happen: LoadModel ran the same check
 		m.Backend().Close()
 		return nil, err
-	}
-	lm.cfg = cfg
-	if cfg.Projector.Depth == 0 {
-		lm.Projector = nil
 	}
 	tok, err := tokenizer.FromGGUF(f)
 	if err == nil && tok.VocabSize() > cfg.Vocab {
@@ -115,7 +111,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		return nil, err
 	}
 	opts = withDefaults(opts, cfg)
-	b := &Backbone{model: lm, file: f, cfg: cfg, tok: tok, cache: lm.Cache, opts: opts, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}
+	b := &Backbone{model: lm, cfg: cfg, tok: tok, cache: lm.Config().Cache, opts: opts, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}
 	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
 	if err := b.reserve(); err != nil {
 		b.Close()
@@ -124,7 +120,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 	return b, nil
 }
 
-func withDefaults(o Options, c Config) Options {
+func withDefaults(o Options, c models.Config) Options {
 	if o.Sequences <= 0 {
 		o.Sequences = 1
 	}
@@ -180,7 +176,7 @@ func (b *Backbone) Close() {
 }
 
 // Config is the backbone's configuration.
-func (b *Backbone) Config() Config { return b.cfg }
+func (b *Backbone) Config() models.Config { return b.cfg }
 
 // Tokenizer is the text tokenizer that the model file describes.
 func (b *Backbone) Tokenizer() *tokenizer.Tokenizer { return b.tok }
@@ -357,7 +353,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	batch := input.Batch{Positions: make([]int32, len(inputs)), Sequences: make([]int, len(inputs))}
 	tokens := make([]int32, len(inputs))
 	var outputs []int32
-	var feats *features
+	var feats *models.Features
 	imageHead := b.cfg.Images.Enabled() // every output wants image logits only: a smaller head
 	for i := 0; i < len(inputs); i++ {
 		in := inputs[i]
@@ -371,10 +367,10 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 		}
 		if in.Feature != nil {
 			if feats == nil {
-				feats = &features{}
+				feats = &models.Features{}
 			}
-			feats.at = append(feats.at, int32(i))
-			feats.fuse = append(feats.fuse, in.Fuse)
+			feats.At = append(feats.At, int32(i))
+			feats.Fuse = append(feats.Fuse, in.Fuse)
 			if !in.Fuse {
 				tokens[i] = 0 // looked up, then overwritten by the projected feature
 			}
@@ -398,11 +394,11 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 		batch.Multimodal[i].Multimodal = []input.Multimodal{{Tensor: t}}
 	}
 	if feats != nil {
-		flat := make([]float32, 0, len(feats.at)*b.cfg.Projector.InputWidth)
-		for _, i := range feats.at {
+		flat := make([]float32, 0, len(feats.At)*b.cfg.Projector.InputWidth)
+		for _, i := range feats.At {
 			flat = append(flat, inputs[i].Feature...)
 		}
-		feats.values = ctx.Input().FromFloats(flat, b.cfg.Projector.InputWidth, len(feats.at))
+		feats.Values = ctx.Input().FromFloats(flat, b.cfg.Projector.InputWidth, len(feats.At))
 	}
 	wanted := len(outputs)
 	if wanted == 0 {
@@ -415,7 +411,7 @@ func (b *Backbone) forward(inputs []Input) (logits [][]float32, err error) {
 	if err := b.cache.StartForward(ctx, batch, false); err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
-	t, err := b.model.forward(ctx, batch, feats, imageHead)
+	t, err := b.model.ForwardFeatures(ctx, batch, feats, imageHead)
 	if err != nil {
 		return nil, fmt.Errorf("forward: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/models"
 	"github.com/toklip/toklip/tokenizer"
 )
 
@@ -25,7 +26,7 @@ import (
 // missing bias, a mask off by one) moves logits by 1e-1 or more.
 const logitTolerance = 1e-3
 
-var models = []string{"qwen2", "llama"}
+var architectures = []string{"qwen2", "llama"}
 
 type golden struct {
 	Vocab    int     `json:"vocab"`
@@ -174,7 +175,7 @@ func argmax(v []float32) int32 {
 }
 
 func TestPrefillMatchesReference(t *testing.T) {
-	for _, name := range models {
+	for _, name := range architectures {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
 			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
@@ -189,7 +190,7 @@ func TestPrefillMatchesReference(t *testing.T) {
 }
 
 func TestGreedyContinuationMatchesReference(t *testing.T) {
-	for _, name := range models {
+	for _, name := range architectures {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
 			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
@@ -210,7 +211,7 @@ func TestGreedyContinuationMatchesReference(t *testing.T) {
 }
 
 func TestEmbeddingOverrideMatchesReference(t *testing.T) {
-	for _, name := range models {
+	for _, name := range architectures {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
 			b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
@@ -233,7 +234,7 @@ func TestEmbeddingOverrideMatchesReference(t *testing.T) {
 // Decoding one token at a time through the KV cache must give the logits of a full recompute,
 // and batches split at BatchSize must give the same logits as one pass.
 func TestCachedDecodeEqualsRecompute(t *testing.T) {
-	for _, name := range models {
+	for _, name := range architectures {
 		t.Run(name, func(t *testing.T) {
 			g := readGolden(t, name)
 			path := convertModel(t, name, gguf.TypeF32)
@@ -319,7 +320,7 @@ func TestImageTokenExtension(t *testing.T) {
 	g := readGolden(t, "qwen2")
 	b := load(t, convertModel(t, "qwen2", gguf.TypeF32), llm.Options{})
 	it := b.Config().Images
-	want := llm.ImageTokens{First: g.ImageTokens.FirstTokenID, Count: g.ImageTokens.TokenCount,
+	want := models.ImageTokens{First: g.ImageTokens.FirstTokenID, Count: g.ImageTokens.TokenCount,
 		Begin: g.ImageTokens.BeginTokenID, End: g.ImageTokens.EndTokenID, Grid: g.ImageTokens.GridSize}
 	if it != want || !it.Enabled() || it.PerImage() != 16 || !it.Contains(want.First+63) || it.Contains(want.First+64) {
 		t.Fatalf("image tokens = %+v, want %+v", it, want)
@@ -362,7 +363,7 @@ func TestQuantizedModelsStayClose(t *testing.T) {
 // The backbone's tokenizer, read from the GGUF keys the converter wrote, encodes as the
 // checkpoint's tokenizer.json does.
 func TestBackboneTokenizer(t *testing.T) {
-	for _, name := range models {
+	for _, name := range architectures {
 		b := load(t, convertModel(t, name, gguf.TypeF32), llm.Options{})
 		want, err := tokenizer.FromJSON(filepath.Join("testdata", name, "hf", "tokenizer.json"))
 		if err != nil {

@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/toklip/toklip/gguf"
-	_ "github.com/toklip/toklip/llm"       // registers qwen2 with its checker
-	_ "github.com/toklip/toklip/visiontok" // registers toklip
+	_ "github.com/toklip/toklip/models/qwen2llama" // registers qwen2 with its checker
+	_ "github.com/toklip/toklip/visiontok"         // registers toklip
 )
 
 // The embedded files are unpacked whole into a folder named by their hash, are valid GGUF files of

@@ -10,8 +10,8 @@ import (
 
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/gguf"
-	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/models"
 	"github.com/toklip/toklip/visiontok"
 	visionconvert "github.com/toklip/toklip/visiontok/convert"
 )
@@ -94,7 +94,7 @@ func runInspect(args []string, stdout io.Writer) error {
 	}
 	sort.Strings(types)
 	fmt.Fprintf(stdout, "tensors       %d (%s)\n", len(f.Tensors), strings.Join(types, ", "))
-	if c, err := llm.ReadConfig(f); err == nil {
+	if c, err := models.ReadConfig(f); err == nil {
 		fmt.Fprintf(stdout, "layers        %d\nhidden        %d (ffn %d)\nheads         %d query, %d key-value, %d dims\nvocabulary    %d (output tied: %v)\ncontext       %d\nrope          base %g, scale 1/%g, %d dims\n",
 			c.Layers, c.Hidden, c.FFN, c.Heads, c.KVHeads, c.HeadDim, c.Vocab, c.Tied, c.ContextLength, c.RopeBase, c.RopeScale, c.RopeDim)
 		if it := c.Images; it.Enabled() {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/gguf"
-	_ "github.com/toklip/toklip/llm" // registers the architectures whose files Convert checks
+	_ "github.com/toklip/toklip/models/qwen2llama" // registers the architectures whose files Convert checks
 )
 
 // Options for Convert.

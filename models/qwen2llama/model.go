@@ -1,4 +1,8 @@
-package llm
+// Package qwen2llama is the Qwen2 and Llama decoder (llama.cpp's tensor names and keys, so that a
+// stock GGUF of either loads), with TokLIP's image-token extension and projector. The two differ
+// only in the file: Qwen2 has q/k/v biases and rotates halves of each head (NeoX); Llama rotates
+// adjacent pairs and may carry Llama-3 frequency factors.
+package qwen2llama
 
 import (
 	"fmt"
@@ -13,24 +17,17 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/gguf"
+	"github.com/toklip/toklip/models"
 	"github.com/toklip/toklip/projector"
 )
 
-// The architectures this package runs. Their names are llama.cpp's, so a stock GGUF loads; this
-// package must therefore never be linked with ollama's model/models, which registers the same
-// names.
-var architectures = []string{"qwen2", "llama"}
-
 func init() {
-	for _, arch := range architectures {
-		model.Register(arch, newModel)
-		gguf.RegisterArchitecture(arch, checkFile)
-	}
+	// The names are llama.cpp's; this package must therefore never be linked with ollama's
+	// model/models, which registers the same names.
+	models.Register(models.Architecture{New: newModel, Hyperparameters: readHyperparameters, Check: checkFile}, "qwen2", "llama")
 }
 
 // Model is the decoder on ollama's engine: weights bound by the gguf tags, a causal KV cache.
-// Qwen2 and Llama differ only in the file: Qwen2 has q/k/v biases and rotates halves of each
-// head (NeoX); Llama rotates adjacent pairs and may carry Llama-3 frequency factors.
 type Model struct {
 	model.Base
 
@@ -40,7 +37,7 @@ type Model struct {
 	Output         *nn.Linear     `gguf:"output,alt:token_embd"`
 	Projector      *projector.MLP // TokLIP features to input embeddings (mm.N); nil without one
 
-	cfg Config
+	cfg models.Config
 }
 
 // Layer is one pre-norm decoder block.
@@ -68,20 +65,35 @@ type MLP struct {
 }
 
 func newModel(c fs.Config) (model.Model, error) {
-	cfg, err := readHyperparameters(gguf.FromConfig(c)) // the vocabulary is added by Load, from the file
+	f := gguf.FromConfig(c)
+	cfg, err := readHyperparameters(f) // the rest comes in Init, from the file
 	if err != nil {
 		return nil, err
 	}
+	cfg.Architecture = f.Architecture()
 	m := &Model{Layers: make([]Layer, cfg.Layers), cfg: cfg}
 	// The projector's depth is a key; whether it exists at all is known once the tensors are
-	// (Load drops it when mm.0 is absent).
-	depth, err := gguf.KeyOr(gguf.FromConfig(c), cfg.key("projector.block_count"), uint32(2))
+	// (Init drops it when mm.0 is absent).
+	depth, err := gguf.KeyOr(f, cfg.Key("projector.block_count"), uint32(2))
 	if err != nil {
 		return nil, err
 	}
 	m.Projector = projector.New(projector.Config{Depth: int(depth)})
 	m.Cache = kvcache.NewCausalCache(m.shift)
 	return m, nil
+}
+
+// Init implements models.Decoder.
+func (m *Model) Init(f *gguf.File) (models.Config, error) {
+	cfg, err := models.ReadConfig(f)
+	if err != nil {
+		return cfg, err
+	}
+	m.cfg = cfg
+	if cfg.Projector.Depth == 0 {
+		m.Projector = nil
+	}
+	return cfg, nil
 }
 
 func (m *Model) rope(ctx ml.Context, t, positions, factors ml.Tensor) ml.Tensor {
@@ -101,22 +113,12 @@ func (m *Model) shift(ctx ml.Context, layer int, key, shift ml.Tensor) (ml.Tenso
 // token embedding at their positions: each entry's tensor is [Hidden, n], for n consecutive
 // positions from Index. Logits come back [Vocab, len(batch.Outputs)].
 func (m *Model) Forward(ctx ml.Context, batch input.Batch) (ml.Tensor, error) {
-	return m.forward(ctx, batch, nil, false)
+	return m.ForwardFeatures(ctx, batch, nil, false)
 }
 
-// features are TokLIP features entering a forward pass through the projector: column i of
-// values is the feature of batch position at[i]; its projection replaces that position's token
-// embedding, or, where fuse[i], is added to it.
-type features struct {
-	values ml.Tensor // [projector input width, k]
-	at     []int32
-	fuse   []bool
-}
-
-// forward is Forward with TokLIP features, and, when imageHead, logits over the image tokens
-// only: the output projection's rows of the image range (a tenth of a Qwen head), for passes
-// that only draw images.
-func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features, imageHead bool) (ml.Tensor, error) {
+// ForwardFeatures implements models.Decoder. The image head is the output projection's rows of
+// the image range (a tenth of a Qwen head).
+func (m *Model) ForwardFeatures(ctx ml.Context, batch input.Batch, feats *models.Features, imageHead bool) (ml.Tensor, error) {
 	positions := ctx.Input().FromInts(batch.Positions, len(batch.Positions))
 	hidden := m.TokenEmbedding.Forward(ctx, batch.Inputs)
 	for _, mi := range batch.Multimodal {
@@ -130,13 +132,13 @@ func (m *Model) forward(ctx ml.Context, batch input.Batch, feats *features, imag
 		if m.Projector == nil {
 			return nil, fmt.Errorf("the model has no projector for image features")
 		}
-		proj := m.Projector.Forward(ctx, feats.values, m.cfg.Projector.Activation) // [Hidden, k]
+		proj := m.Projector.Forward(ctx, feats.Values, m.cfg.Projector.Activation) // [Hidden, k]
 		// The projected rows either overwrite their positions or are added to them; both go back
 		// with one set_rows, the added ones summed with the token embeddings first.
-		at := ctx.Input().FromInts(feats.at, len(feats.at))
+		at := ctx.Input().FromInts(feats.At, len(feats.At))
 		base := hidden.Rows(ctx, at)
-		keep := make([]float32, len(feats.at))
-		for i, f := range feats.fuse {
+		keep := make([]float32, len(feats.At))
+		for i, f := range feats.Fuse {
 			if f {
 				keep[i] = 1
 			}

@@ -1,19 +1,16 @@
-package llm
+package qwen2llama
 
 import (
 	"fmt"
 
 	"github.com/toklip/toklip/gguf"
+	"github.com/toklip/toklip/models"
 )
 
-// checkFile is the gguf.Checker for the backbone architectures: the keys ReadConfig needs, and
-// every tensor the model binds, with its shape. Norms and biases must be F32 (ggml's element-wise
-// kernels take them only in F32); matrices may be any type ggml multiplies.
-func checkFile(f *gguf.File) error {
-	c, err := ReadConfig(f)
-	if err != nil {
-		return err
-	}
+// checkFile checks every tensor the model binds, with its shape (models.ReadConfig has read c
+// from the same file). Norms and biases must be F32 (ggml's element-wise kernels take them only
+// in F32); matrices may be any type ggml multiplies.
+func checkFile(f *gguf.File, c models.Config) error {
 	h, q, kv := uint64(c.Hidden), uint64(c.Heads*c.HeadDim), uint64(c.KVHeads*c.HeadDim)
 	vocab, ffn := uint64(c.Vocab), uint64(c.FFN)
 	f32 := gguf.TypeF32
