@@ -4,9 +4,16 @@ import (
 	"math"
 
 	"github.com/ollama/ollama/ml"
+	"github.com/ollama/ollama/ml/nn"
 
 	"github.com/toklip/toklip/ggml"
 )
+
+// GroupNorm is torch.nn.GroupNorm with affine weights.
+type GroupNorm struct {
+	Weight ml.Tensor `gguf:"weight"`
+	Bias   ml.Tensor `gguf:"bias"`
+}
 
 // Forward normalizes x [W, H, C] over groups of C/groups channels (with all their pixels), then
 // applies the per-channel affine weights. The channels of a group are contiguous in ggml's
@@ -50,6 +57,16 @@ func repeat(v, n int) []int {
 		out[i] = v
 	}
 	return out
+}
+
+// Block is a pre-norm transformer block (the ViT's and the text tower's share the layout).
+type Block struct {
+	AttnNorm *nn.LayerNorm `gguf:"attn_norm"`
+	QKV      *nn.Linear    `gguf:"attn_qkv"`
+	Out      *nn.Linear    `gguf:"attn_out"`
+	FFNNorm  *nn.LayerNorm `gguf:"ffn_norm"`
+	Up       *nn.Linear    `gguf:"ffn_up"`
+	Down     *nn.Linear    `gguf:"ffn_down"`
 }
 
 // forward runs a pre-norm block over x [width, n]: x += attn(LN(x)); x += mlp(LN(x)). attention

@@ -5,6 +5,7 @@ import (
 	"unicode"
 
 	"github.com/ollama/ollama/ml"
+	"github.com/ollama/ollama/ml/nn"
 
 	"github.com/toklip/toklip/tokenizer"
 )
@@ -50,6 +51,17 @@ func textIDs(tok *tokenizer.Tokenizer, text string, t TextConfig) []int32 {
 		ids = append(ids, pad)
 	}
 	return ids
+}
+
+// TextTower is SigLIP2's text encoder.
+type TextTower struct {
+	TokenEmbd  *nn.Embedding `gguf:"token_embd"`
+	PosEmbd    *nn.Embedding `gguf:"pos_embd"`
+	Blocks     []Block       `gguf:"blk"`
+	FinalNorm  *nn.LayerNorm `gguf:"final_norm"`
+	Proj       *nn.Linear    `gguf:"proj"`
+	LogitScale ml.Tensor     `gguf:"logit_scale"`
+	LogitBias  ml.Tensor     `gguf:"logit_bias"`
 }
 
 // embedText runs the text tower on ids [context]: bidirectional blocks, final norm, the last

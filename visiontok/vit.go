@@ -12,6 +12,13 @@ import (
 	"github.com/toklip/toklip/ggml"
 )
 
+// Stem turns VQ ids into the ViT's input tokens.
+type Stem struct {
+	VQTable   *nn.Linear    `gguf:"vq_table"`
+	VQMapping *nn.Linear    `gguf:"vq_mapping"`
+	PosEmbd   *nn.Embedding `gguf:"pos_embd"`
+}
+
 // embed turns VQ ids and their positions into the ViT's input tokens [width, n]:
 // vq_mapping(GELU_erf(vq_table(normalize(codebook[id])))) + pos_embed[position].
 func (m *Model) embed(ctx ml.Context, ids, positions ml.Tensor) ml.Tensor {
@@ -35,6 +42,17 @@ func (m *Model) features(ctx ml.Context, ids []int32) ml.Tensor {
 		x = b.forward(ctx, x, m.cfg.LNEps, func(h ml.Tensor) ml.Tensor { return b.selfAttention(ctx, h, m.cfg.Heads, mask) })
 	}
 	return m.PostNorm.Forward(ctx, x, m.cfg.LNEps)
+}
+
+// Pool is timm's AttentionPoolLatent: a learned query attends to all tokens.
+type Pool struct {
+	Latent ml.Tensor     `gguf:"latent"`
+	Q      *nn.Linear    `gguf:"q"`
+	KV     *nn.Linear    `gguf:"kv"`
+	Out    *nn.Linear    `gguf:"out"`
+	Norm   *nn.LayerNorm `gguf:"norm"`
+	Up     *nn.Linear    `gguf:"ffn_up"`
+	Down   *nn.Linear    `gguf:"ffn_down"`
 }
 
 // pool is the attention-pool head: one learned query over all features [width, n], unmasked,

@@ -2,11 +2,21 @@ package visiontok
 
 import (
 	"github.com/ollama/ollama/ml"
+	"github.com/ollama/ollama/ml/nn"
 )
 
 // Tensors of the VQ model are [W, H, C] (ggml's image layout: W fastest), one image at a time.
 
 const groupNormEps = 1e-6
+
+// ResBlock is two GroupNorm-SiLU-conv steps and the shortcut.
+type ResBlock struct {
+	Norm1 *GroupNorm `gguf:"norm1"`
+	Conv1 *nn.Conv2D `gguf:"conv1"`
+	Norm2 *GroupNorm `gguf:"norm2"`
+	Conv2 *nn.Conv2D `gguf:"conv2"`
+	Nin   *nn.Conv2D `gguf:"nin"` // 1x1 shortcut when the channel count changes
+}
 
 func (r *ResBlock) forward(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
 	h := r.Conv1.Forward(ctx, r.Norm1.Forward(ctx, x, groups, groupNormEps).SILU(ctx), 1, 1, 1, 1, 1, 1)
@@ -15,6 +25,15 @@ func (r *ResBlock) forward(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
 		x = r.Nin.Forward(ctx, x, 1, 1, 0, 0, 1, 1)
 	}
 	return x.Add(ctx, h)
+}
+
+// AttnBlock is single-head self-attention over the pixels.
+type AttnBlock struct {
+	Norm *GroupNorm `gguf:"norm"`
+	Q    *nn.Conv2D `gguf:"q"`
+	K    *nn.Conv2D `gguf:"k"`
+	V    *nn.Conv2D `gguf:"v"`
+	Proj *nn.Conv2D `gguf:"proj"`
 }
 
 // forward is single-head attention over the W*H positions, with the C channels as the head.
@@ -33,10 +52,34 @@ func (a *AttnBlock) forward(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
 	return x.Add(ctx, a.Proj.Forward(ctx, o, 1, 1, 0, 0, 1, 1))
 }
 
+// Mid is ResBlock, AttnBlock, ResBlock.
+type Mid struct {
+	Res0 *ResBlock  `gguf:"res0"`
+	Attn *AttnBlock `gguf:"attn"`
+	Res1 *ResBlock  `gguf:"res1"`
+}
+
 func (m *Mid) forward(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
 	x = m.Res0.forward(ctx, x, groups)
 	x = m.Attn.forward(ctx, x, groups)
 	return m.Res1.forward(ctx, x, groups)
+}
+
+// Coder is the VQ encoder ("down" levels) or decoder ("up" levels).
+type Coder struct {
+	ConvIn  *nn.Conv2D `gguf:"conv_in"`
+	Levels  []Level    `gguf:"down,alt:up"`
+	Mid     *Mid       `gguf:"mid"`
+	NormOut *GroupNorm `gguf:"norm_out"`
+	ConvOut *nn.Conv2D `gguf:"conv_out"`
+}
+
+// Level is one resolution: ResBlocks (each followed by an AttnBlock at the attention level),
+// then a resampling conv (a stride-2 downsample in the encoder, nearest x2 + conv in the decoder).
+type Level struct {
+	Res      []ResBlock  `gguf:"res"`
+	Attn     []AttnBlock `gguf:"attn"`
+	Resample *nn.Conv2D  `gguf:"downsample,alt:upsample"`
 }
 
 func (l *Level) blocks(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
@@ -47,6 +90,15 @@ func (l *Level) blocks(ctx ml.Context, x ml.Tensor, groups int) ml.Tensor {
 		}
 	}
 	return x
+}
+
+// VQ is LlamaGen's VQ-16: encoder, quant_conv, codebook, post_quant_conv, decoder.
+type VQ struct {
+	Encoder       *Coder     `gguf:"enc"`
+	QuantConv     *nn.Conv2D `gguf:"quant_conv"`
+	Codebook      ml.Tensor  `gguf:"codebook.weight"` // [dim, size], rows l2-normalized when used
+	PostQuantConv *nn.Conv2D `gguf:"post_quant_conv"`
+	Decoder       *Coder     `gguf:"dec"`
 }
 
 // encode maps an image [S, S, 3] in [-1, 1] to the pre-quantization latent [grid, grid, dim].
