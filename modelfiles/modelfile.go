@@ -286,6 +286,18 @@ func (mf *Modelfile) Float(name string) (float64, bool) {
 	return 0, false
 }
 
+// Int is the value of the last PARAMETER name, as a whole number (checked when parsed): exact
+// where Float would round (a seed above 2^53).
+func (mf *Modelfile) Int(name string) (int64, bool) {
+	for i := len(mf.Parameters) - 1; i >= 0; i-- {
+		if p := mf.Parameters[i]; p.Name == name {
+			v, err := strconv.ParseInt(p.Value, 10, 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
 // Strings are the values of every PARAMETER name (stop may repeat).
 func (mf *Modelfile) Strings(name string) []string {
 	var out []string
@@ -295,4 +307,54 @@ func (mf *Modelfile) Strings(name string) []string {
 		}
 	}
 	return out
+}
+
+// Options are a Modelfile's PARAMETERs as options of the requests made to its model, each nil
+// (Stop: empty) where the Modelfile says nothing, so that a request's own value comes first and
+// the server's or the command's default last. This is the one place that gives the parameter
+// names their meaning; the server's routes and the command line apply it to their requests.
+type Options struct {
+	// The text sampler's.
+	Temperature, TopP, MinP, RepeatPenalty, PresencePenalty, FrequencyPenalty *float64
+	TopK, RepeatLastN                                                         *int
+	Seed                                                                      *uint64 // text and images
+	NumPredict                                                                *int    // most completion tokens; absent for num_predict <= 0 (no limit)
+	Stop                                                                      []string
+	// The images': the guidance scale, and the sampler of image generation's ids.
+	Guidance, ImageTemperature *float64
+	ImageTopK                  *int
+}
+
+// Options reads the Modelfile's PARAMETERs (checked when parsed). A nil Modelfile has none.
+func (mf *Modelfile) Options() Options {
+	var o Options
+	if mf == nil {
+		return o
+	}
+	float := func(name string) *float64 {
+		if v, ok := mf.Float(name); ok {
+			return &v
+		}
+		return nil
+	}
+	integer := func(name string) *int {
+		if v, ok := mf.Int(name); ok {
+			n := int(v)
+			return &n
+		}
+		return nil
+	}
+	o.Temperature, o.TopP, o.MinP = float("temperature"), float("top_p"), float("min_p")
+	o.RepeatPenalty, o.PresencePenalty, o.FrequencyPenalty = float("repeat_penalty"), float("presence_penalty"), float("frequency_penalty")
+	o.TopK, o.RepeatLastN = integer("top_k"), integer("repeat_last_n")
+	if v, ok := mf.Int("seed"); ok { // 0 to MaxInt64 (checked when parsed)
+		s := uint64(v)
+		o.Seed = &s
+	}
+	if n := integer("num_predict"); n != nil && *n > 0 {
+		o.NumPredict = n
+	}
+	o.Stop = mf.Strings("stop")
+	o.Guidance, o.ImageTemperature, o.ImageTopK = float("guidance_scale"), float("image_temperature"), integer("image_top_k")
+	return o
 }

@@ -81,19 +81,18 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	if j.Options.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, info.Vocab); err != nil {
 		return nil, err
 	}
-	if d := s.opts.Defaults; d != nil { // what OpenAI's request cannot say
-		if v, ok := d.Float("top_k"); ok {
-			j.Options.Sampler.TopK = int(v)
-		}
-		if v, ok := d.Float("min_p"); ok {
-			j.Options.Sampler.MinP = float32(v)
-		}
-		if v, ok := d.Float("repeat_penalty"); ok {
-			j.Options.Sampler.RepeatPenalty = float32(v)
-		}
-		if v, ok := d.Float("repeat_last_n"); ok {
-			j.Options.Sampler.RepeatLastN = int(v)
-		}
+	o := s.defaults // what OpenAI's request cannot say
+	if o.TopK != nil {
+		j.Options.Sampler.TopK = *o.TopK
+	}
+	if o.MinP != nil {
+		j.Options.Sampler.MinP = float32(*o.MinP)
+	}
+	if o.RepeatPenalty != nil {
+		j.Options.Sampler.RepeatPenalty = float32(*o.RepeatPenalty)
+	}
+	if o.RepeatLastN != nil {
+		j.Options.Sampler.RepeatLastN = *o.RepeatLastN
 	}
 	if f := r.ResponseFormat; f != nil {
 		switch f.Type {

@@ -2,19 +2,17 @@ package server
 
 import (
 	"encoding/json"
-
-	"github.com/toklip/toklip/modelfiles"
 )
 
-// The model's Modelfile gives defaults: a request's field that is absent takes the PARAMETER of
-// the same meaning, SYSTEM becomes the system message of a chat that has none, and the MESSAGEs
-// come before the request's.
+// The model's Modelfile gives defaults (modelfiles.Options): a request's field that is absent
+// takes the PARAMETER of the same meaning, SYSTEM becomes the system message of a chat that has
+// none, and the MESSAGEs come before the request's. What OpenAI's request cannot say (top_k,
+// min_p, repeat_penalty, repeat_last_n) is applied in checkChat.
 
-func setFloat(field **float64, d *modelfiles.Modelfile, name string) {
-	if *field == nil {
-		if v, ok := d.Float(name); ok {
-			*field = &v
-		}
+func orDefault[T any](field **T, def *T) {
+	if *field == nil && def != nil {
+		v := *def
+		*field = &v
 	}
 }
 
@@ -23,19 +21,20 @@ func (s *Server) chatDefaults(r *chatRequest) {
 	if d == nil {
 		return
 	}
-	setFloat(&r.Temperature, d, "temperature")
-	setFloat(&r.TopP, d, "top_p")
-	setFloat(&r.PresencePenalty, d, "presence_penalty")
-	setFloat(&r.FrequencyPenalty, d, "frequency_penalty")
-	setFloat(&r.GuidanceScale, d, "guidance_scale")
-	if v, ok := d.Float("seed"); ok && r.Seed == nil {
-		r.Seed = ptr(int64(v))
+	o := s.defaults
+	orDefault(&r.Temperature, o.Temperature)
+	orDefault(&r.TopP, o.TopP)
+	orDefault(&r.PresencePenalty, o.PresencePenalty)
+	orDefault(&r.FrequencyPenalty, o.FrequencyPenalty)
+	orDefault(&r.GuidanceScale, o.Guidance)
+	if o.Seed != nil && r.Seed == nil {
+		r.Seed = ptr(int64(*o.Seed))
 	}
-	if v, ok := d.Float("num_predict"); ok && r.MaxTokens == nil && r.MaxCompletionTokens == nil && v > 0 {
-		r.MaxTokens = ptr(int(v))
+	if r.MaxTokens == nil && r.MaxCompletionTokens == nil {
+		orDefault(&r.MaxTokens, o.NumPredict)
 	}
-	if stop := d.Strings("stop"); len(stop) > 0 && len(r.Stop) == 0 {
-		r.Stop, _ = json.Marshal(stop)
+	if len(o.Stop) > 0 && len(r.Stop) == 0 {
+		r.Stop, _ = json.Marshal(o.Stop)
 	}
 	var head []chatMessage
 	hasSystem := false
@@ -52,16 +51,11 @@ func (s *Server) chatDefaults(r *chatRequest) {
 }
 
 func (s *Server) imageDefaults(r *imageRequest) {
-	d := s.opts.Defaults
-	if d == nil {
-		return
+	o := s.defaults
+	orDefault(&r.GuidanceScale, o.Guidance)
+	orDefault(&r.Temperature, o.ImageTemperature)
+	if o.Seed != nil && r.Seed == nil {
+		r.Seed = ptr(int64(*o.Seed))
 	}
-	setFloat(&r.GuidanceScale, d, "guidance_scale")
-	setFloat(&r.Temperature, d, "image_temperature")
-	if v, ok := d.Float("seed"); ok && r.Seed == nil {
-		r.Seed = ptr(int64(v))
-	}
-	if v, ok := d.Float("image_top_k"); ok && r.TopK == nil {
-		r.TopK = ptr(int(v))
-	}
+	orDefault(&r.TopK, o.ImageTopK)
 }

@@ -45,15 +45,16 @@ type Options struct {
 
 // Server serves one engine.
 type Server struct {
-	e       *llm.Engine // set once, before ready
-	ready   atomic.Bool // false while the model loads: /health and /v1 answer 503
-	opts    Options
-	created int64
-	metrics *metrics
-	queue   *queue
-	bodies  *bodies     // request bodies: read whole before admission, within a byte budget
-	images  *imageStore // drawn images served by URL
-	fetch   *fetcher    // nil: image URLs are not fetched
+	e        *llm.Engine // set once, before ready
+	ready    atomic.Bool // false while the model loads: /health and /v1 answer 503
+	opts     Options
+	defaults modelfiles.Options // opts.Defaults' parameters
+	created  int64
+	metrics  *metrics
+	queue    *queue
+	bodies   *bodies     // request bodies: read whole before admission, within a byte budget
+	images   *imageStore // drawn images served by URL
+	fetch    *fetcher    // nil: image URLs are not fetched
 }
 
 // New serves e under opts.Model.
@@ -91,7 +92,7 @@ func NewLoading(opts Options) *Server {
 		opts.MaxBodyMemory = 8 * opts.MaxBodyBytes
 	}
 	m := newMetrics()
-	return &Server{opts: opts, created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
+	return &Server{opts: opts, defaults: opts.Defaults.Options(), created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
 		bodies: newBodies(opts.MaxBodyBytes, opts.MaxBodyMemory, opts.BodyTimeout), images: newImageStore(time.Hour, 256<<20)}
 }
 

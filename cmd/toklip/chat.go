@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/toklip/toklip/demo"
@@ -67,18 +66,16 @@ func resolveModel(name, lmPath, visionPath string) (modelfiles.Files, *modelfile
 	return f, mf, err
 }
 
-// applyDefaults sets each flag the user did not give from the model's PARAMETER of the same
-// meaning (flag name -> parameter name).
-func applyDefaults(fs *flag.FlagSet, mf *modelfiles.Modelfile, names map[string]string) {
-	if mf == nil {
+// fromModelfile sets the flag name to the Modelfile's value v (nil: it says nothing), unless the
+// user gave the flag.
+func fromModelfile[T any](fs *flag.FlagSet, name string, v *T) {
+	if v == nil {
 		return
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	for flagName, param := range names {
-		if v, ok := mf.Float(param); ok && !given[flagName] {
-			fs.Set(flagName, strconv.FormatFloat(v, 'g', -1, 64))
-		}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if !given {
+		fs.Set(name, fmt.Sprint(*v))
 	}
 }
 
@@ -93,11 +90,16 @@ func runGenerate(args []string, stdout io.Writer) error {
 	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
-	e, prompt, err := openWithText(fs, args, lmPath, visionPath)
+	e, mf, prompt, err := openWithText(fs, args, lmPath, visionPath)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	o := mf.Options()
+	fromModelfile(fs, "guidance", o.Guidance)
+	fromModelfile(fs, "temperature", o.ImageTemperature)
+	fromModelfile(fs, "top-k", o.ImageTopK)
+	fromModelfile(fs, "seed", o.Seed)
 	run, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: prompt, Options: llm.ImageOptions{
 		Guidance: float32(*guidance), Negative: *negative,
 		Sampler: sampler.Params{Temperature: float32(*temperature), TopK: *topK, Seed: *seed},
@@ -146,11 +148,11 @@ func runScene(args []string, stdout io.Writer) error {
 }
 
 // openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
-// model (the -lm and -vision flags instead of a name).
-func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*llm.Engine, string, error) {
+// model (the -lm and -vision flags instead of a name) and its Modelfile (nil without one).
+func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*llm.Engine, *modelfiles.Modelfile, string, error) {
 	pos, err := parse(fs, args, -1)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	var name, text string
 	switch len(pos) {
@@ -159,16 +161,10 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (
 	case 2:
 		name, text = pos[0], pos[1]
 	default:
-		return nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+		return nil, nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 	}
 	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{})
-	applyDefaults(fs, mf, defaultsFor[fs.Name()])
-	return e, text, err
-}
-
-// defaultsFor are, per command, its flags that a Modelfile PARAMETER sets when not given.
-var defaultsFor = map[string]map[string]string{
-	"generate": {"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"},
+	return e, mf, text, err
 }
 
 func writePNG(path string, img image.Image) error {

@@ -53,14 +53,30 @@ func runRun(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer e.Close()
-	applyDefaults(fs, mf, map[string]string{"temperature": "temperature", "seed": "seed"})
+	o := mf.Options()
+	fromModelfile(fs, "temperature", o.Temperature)
+	fromModelfile(fs, "seed", o.Seed)
 	c := &chatter{e: e, out: stdout, opts: llm.ChatOptions{
 		Sampler: sampler.Params{Temperature: float32(*temperature), Seed: *seed},
 		Images:  *draw,
 		Image:   llm.ImageOptions{Guidance: llm.DefaultGuidance, Sampler: sampler.Params{Seed: *seed}},
+		Stop:    o.Stop,
 	}}
-	if v, ok := mfFloat(mf, "guidance_scale"); ok {
-		c.opts.Image.Guidance = float32(v)
+	// The Modelfile's other parameters mean what they mean on the server.
+	setFrom(&c.opts.Sampler.TopP, o.TopP)
+	setFrom(&c.opts.Sampler.MinP, o.MinP)
+	setFrom(&c.opts.Sampler.RepeatPenalty, o.RepeatPenalty)
+	setFrom(&c.opts.Sampler.PresencePenalty, o.PresencePenalty)
+	setFrom(&c.opts.Sampler.FrequencyPenalty, o.FrequencyPenalty)
+	setFrom(&c.opts.Image.Guidance, o.Guidance)
+	if o.TopK != nil {
+		c.opts.Sampler.TopK = *o.TopK
+	}
+	if o.RepeatLastN != nil {
+		c.opts.Sampler.RepeatLastN = *o.RepeatLastN
+	}
+	if o.NumPredict != nil {
+		c.opts.MaxTokens = *o.NumPredict
 	}
 	if mf != nil && mf.System != "" {
 		c.system = []llm.Message{{Role: "system", Content: []llm.Part{{Text: mf.System}}}}
@@ -96,11 +112,11 @@ func isModelName(s string) bool {
 	return false
 }
 
-func mfFloat(mf *modelfiles.Modelfile, name string) (float64, bool) {
-	if mf == nil {
-		return 0, false
+// setFrom sets a float32 option to a Modelfile's value, if it has one.
+func setFrom(dst *float32, v *float64) {
+	if v != nil {
+		*dst = float32(*v)
 	}
-	return mf.Float(name)
 }
 
 // chatter is a conversation in the terminal.
