@@ -124,17 +124,18 @@ func (e *Engine) Vision() *visiontok.Vision { return e.vision }
 
 // Info is what a loaded model can do and its limits.
 type Info struct {
-	ReadsImages   bool // prompts may hold images: the model has a TokLIP vision tokenizer
-	Draws         bool // answers and Draw may make images: its backbone has image tokens too
-	Embeds        bool // Embed works: TokLIP has its text tower, so text and images share one space
-	Vocab         int  // the backbone's token ids are 0 to Vocab-1
-	ContextLength int
+	ReadsImages   bool             // prompts may hold images: the model has a TokLIP vision tokenizer
+	Draws         bool             // answers and Draw may make images: its backbone has image tokens too
+	Embeds        bool             // Embed works: TokLIP has its text tower, so text and images share one space
+	Vocab         int              // the backbone's token ids are 0 to Vocab-1
+	Sequences     int              // sequences decoded at once: a choice takes 1, one that draws 2
+	ContextLength int              // positions per sequence
 	ImageLimits   visiontok.Limits // what an image may be (bytes, pixels, aspect)
 }
 
 // Info says what the model can do.
 func (e *Engine) Info() Info {
-	in := Info{Vocab: e.lm.Config().Vocab, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
+	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
 	if e.vision != nil {
 		in.ReadsImages = true
 		in.Draws = e.lm.Config().Images.Enabled()

@@ -49,6 +49,15 @@ type chatJob struct {
 	usage bool // stream the usage chunk
 }
 
+// sequences is what the request takes of the engine: a sequence per choice, two for a choice
+// that may draw (its guided pair).
+func (j *chatJob) sequences(in llm.Info) int {
+	if j.Options.Images && in.Draws && !j.Options.JSON {
+		return 2 * j.N
+	}
+	return j.N
+}
+
 // checkChat checks what the server reads of a request and turns it into the engine's; the
 // engine's Chat checks the rest (what needs the model: prompt length, images, logit bans).
 func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error) {
@@ -145,6 +154,11 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	release, ok := s.queue.enter(c, job.sequences(s.e.Info()))
+	if !ok {
+		return
+	}
+	defer release()
 	start := time.Now()
 	run, err := s.e.Chat(c.Request.Context(), job.ChatRequest)
 	if err != nil {

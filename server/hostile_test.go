@@ -212,10 +212,12 @@ func slowClient(t *testing.T, addr string, chunked bool, stop <-chan struct{}) <
 }
 
 // Clients that send their bodies a byte at a time (or a chunked body that never ends) hold no
-// slot: with one slot and one place in the queue taken by nobody, a normal request is answered
-// while twelve of them trickle, and each of them gets 408 at the body deadline.
+// slot: with one slot (an engine of one sequence) and one place in the queue taken by nobody, a
+// normal request is answered while twelve of them trickle, and each of them gets 408 at the body
+// deadline.
 func TestSlowBodiesHoldNoSlot(t *testing.T) {
-	base := start(t, server.Options{MaxRunning: 1, MaxQueue: 1, BodyTimeout: 3 * time.Second})
+	base, _, _ := serveEngine(t, server.Options{MaxQueue: 1, BodyTimeout: 3 * time.Second},
+		openDemo(t, llm.EngineOptions{Backbone: llm.Options{Sequences: 1}}))
 	addr := strings.TrimPrefix(base, "http://")
 	stop := make(chan struct{})
 	defer close(stop)

@@ -168,6 +168,11 @@ func (s *Server) generateImages(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	release, ok := s.queue.enter(c, 2*job.N) // each image a guided pair of sequences
+	if !ok {
+		return
+	}
+	defer release()
 	start := time.Now()
 	run, err := s.e.Draw(c.Request.Context(), job.DrawRequest)
 	if err != nil {

@@ -34,8 +34,9 @@ type Options struct {
 	MaxBodyMemory int64
 	MaxImages     int // images per request; default 8
 	MaxN          int // choices or images per request; default 8
-	MaxRunning    int // requests answered at once (the engine batches them); default 4
-	MaxQueue      int // requests waiting beyond those; more get 429; default 64
+	// Requests run at once as far as the engine's sequences go (its one limit: see queue);
+	// MaxQueue more may wait (default 64), and beyond that they get 429.
+	MaxQueue int
 	// ImageHosts are the hosts image_url may name over http(s) ("*.example.com": its
 	// subdomains); none by default. Fetches get FetchTimeout (default 10 s) and TokLIP's byte
 	// limit, and never reach internal addresses.
@@ -76,9 +77,6 @@ func NewLoading(opts Options) *Server {
 	if opts.MaxN <= 0 {
 		opts.MaxN = 8
 	}
-	if opts.MaxRunning <= 0 {
-		opts.MaxRunning = 4
-	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 64
 	}
@@ -92,17 +90,18 @@ func NewLoading(opts Options) *Server {
 		opts.MaxBodyMemory = 8 * opts.MaxBodyBytes
 	}
 	m := newMetrics()
-	return &Server{opts: opts, defaults: opts.Defaults.Options(), created: time.Now().Unix(), metrics: m, queue: newQueue(opts.MaxRunning, opts.MaxQueue, m),
+	return &Server{opts: opts, defaults: opts.Defaults.Options(), created: time.Now().Unix(), metrics: m,
 		bodies: newBodies(opts.MaxBodyBytes, opts.MaxBodyMemory, opts.BodyTimeout), images: newImageStore(time.Hour, 256<<20)}
 }
 
 // Ready starts serving e. Call it once.
 func (s *Server) Ready(e *llm.Engine) {
 	s.e = e
+	s.queue = newQueue(e.Info().Sequences, s.opts.MaxQueue, s.metrics)
 	if len(s.opts.ImageHosts) > 0 {
 		s.fetch = newFetcher(s.opts.ImageHosts, s.opts.FetchTimeout, e.Info().ImageLimits.MaxBytes)
 	}
-	s.ready.Store(true) // publishes s.e and s.fetch to the handlers, which load ready first
+	s.ready.Store(true) // publishes s.e, s.queue and s.fetch to the handlers, which load ready first
 }
 
 // whenReady answers 503 while the model loads.
@@ -138,9 +137,9 @@ func (s *Server) Handler() http.Handler {
 	v1 := r.Group("/v1", s.authorize, s.whenReady)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)
-	v1.POST("/chat/completions", s.readBody, s.queue.admit, s.chat)
-	v1.POST("/images/generations", s.readBody, s.queue.admit, s.generateImages)
-	v1.POST("/embeddings", s.readBody, s.queue.admit, s.embeddings)
+	v1.POST("/chat/completions", s.readBody, s.chat)             // admitted once its size is known
+	v1.POST("/images/generations", s.readBody, s.generateImages) // likewise
+	v1.POST("/embeddings", s.readBody, func(c *gin.Context) { s.queue.admit(c) }, s.embeddings)
 	return r
 }
 

@@ -49,7 +49,12 @@ func start(t *testing.T, opts server.Options) string {
 // serve is start, also returning the engine and the HTTP server.
 func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server) {
 	t.Helper()
-	e := openDemo(t)
+	return serveEngine(t, opts, openDemo(t, llm.EngineOptions{}))
+}
+
+// serveEngine serves e under the demo model's name.
+func serveEngine(t *testing.T, opts server.Options, e *llm.Engine) (string, *llm.Engine, *http.Server) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +67,13 @@ func serve(t *testing.T, opts server.Options) (string, *llm.Engine, *http.Server
 }
 
 // openDemo opens the embedded demo model, closed when the test ends.
-func openDemo(t *testing.T) *llm.Engine {
+func openDemo(t *testing.T, opts llm.EngineOptions) *llm.Engine {
 	t.Helper()
 	files, err := modelfiles.Demo()
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{})
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +507,7 @@ func TestLoading(t *testing.T) {
 			t.Errorf("%s while loading: %s", path, b)
 		}
 	}
-	s.Ready(openDemo(t))
+	s.Ready(openDemo(t, llm.EngineOptions{}))
 	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("health when loaded: %v %v", resp, err)
 	}

@@ -33,7 +33,7 @@ func runServe(args []string, stdout io.Writer) error {
 	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
 	apiKey := fs.String("api-key", os.Getenv("TOKLIP_API_KEY"), "require this bearer key (default $TOKLIP_API_KEY; empty: none)")
 	maxBody := fs.Int64("max-body", 32<<20, "request body limit in bytes")
-	parallel := fs.Int("parallel", 4, "requests answered at once (their steps share batches)")
+	parallel := fs.Int("parallel", 4, "sequences answered at once, their steps in shared batches: a text answer takes 1, one that may draw 2, n choices n times that")
 	queue := fs.Int("queue", 64, "requests that may wait beyond those; more are answered 429")
 	var imageHosts multiFlag
 	fs.Var(&imageHosts, "image-host", "a host image_url may name over http(s), e.g. images.example.com or *.example.com (repeatable; none by default)")
@@ -45,7 +45,10 @@ func runServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var opts llm.EngineOptions
+	if *parallel < 1 {
+		return fmt.Errorf("%w: -parallel %d must be at least 1", errUsage, *parallel)
+	}
+	opts := llm.EngineOptions{Backbone: llm.Options{Sequences: *parallel}}
 	if err := exif(&opts); err != nil {
 		return err
 	}
@@ -66,7 +69,7 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	// Listening first: /health says 503 (loading) until the model is in, then 200.
-	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxRunning: *parallel, MaxQueue: *queue, ImageHosts: imageHosts, BodyTimeout: *bodyTimeout})
+	s := server.NewLoading(server.Options{Model: name, Defaults: mf, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxQueue: *queue, ImageHosts: imageHosts, BodyTimeout: *bodyTimeout})
 	srv := s.HTTPServer()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
