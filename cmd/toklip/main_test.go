@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"image/png"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/toklip/toklip/demo"
 	"github.com/toklip/toklip/gguf"
 )
 
@@ -123,70 +120,6 @@ func TestErrorsAndExitCodes(t *testing.T) {
 	}
 }
 
-// A fresh binary, with no model files given, answers about a scene and draws one: the embedded
-// demo model, unpacked into an empty cache folder. The examples are fixed (greedy decoding); the
-// rates over hundreds of scenes are demo/evaluate's and `make eval`'s.
-func TestDemoModelOutOfTheBox(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the demo model")
-	}
-	t.Setenv("TOKLIP_CACHE", t.TempDir())
-	t.Setenv("TOKLIP_MODELS", t.TempDir())
-	t.Chdir(t.TempDir())
-
-	const caption = "a large red star in the center"
-	if code, out, errOut := runCLI("scene", caption, "-o", "scene.png"); code != 0 || !strings.Contains(out, "wrote scene.png: "+caption) {
-		t.Fatalf("scene: exit %d, %q %q", code, out, errOut)
-	}
-	code, out, errOut := runCLI("run", "-image", "scene.png", "Describe the image.")
-	if code != 0 {
-		t.Fatalf("run: exit %d, %q", code, errOut)
-	}
-	if got, want := demo.ReadAnswer(out), demo.ReadAnswer(caption); got != want {
-		t.Errorf("run: the answer %q reads as %+v, the scene is %+v", out, got, want)
-	}
-
-	const prompt = "a small blue circle in the top left corner"
-	if code, out, errOut := runCLI("generate", prompt, "-o", "drawn.png"); code != 0 || !strings.Contains(out, "wrote drawn.png") {
-		t.Fatalf("generate: exit %d, %q %q", code, out, errOut)
-	}
-	checkDrawing(t, "drawn.png", prompt)
-
-	// Drawing inside a chat: the answer holds an image, written under a free name.
-	os.WriteFile("toklip-image-1.png", []byte("the user's own file"), 0o644)
-	code, out, errOut = runCLI("run", "-draw", "Draw "+prompt+".")
-	if code != 0 || !strings.Contains(out, "[image: toklip-image-2.png]") {
-		t.Fatalf("run -draw: exit %d, %q %q", code, out, errOut)
-	}
-	checkDrawing(t, "toklip-image-2.png", prompt)
-	if b, _ := os.ReadFile("toklip-image-1.png"); string(b) != "the user's own file" {
-		t.Error("run -draw wrote over an existing file")
-	}
-
-	if code, _, errOut := runCLI("run", "some-other-model", "hello"); code != 1 || !strings.Contains(errOut, `unknown model "some-other-model"`) {
-		t.Errorf("run with an unknown model: exit %d, %q", code, errOut)
-	}
-}
-
-func checkDrawing(t *testing.T, path, caption string) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	if b := img.Bounds(); b.Dx() != demo.Size || b.Dy() != demo.Size {
-		t.Errorf("%s: %v, want %d x %d", path, b, demo.Size, demo.Size)
-	}
-	if got, want := demo.Check(img), demo.ReadAnswer(caption); got != want {
-		t.Errorf("%s: the checker finds %+v, the prompt asked for %+v", path, got, want)
-	}
-}
-
 // serve says plainly when its port is taken, and refuses an unknown model before listening.
 func TestServeErrors(t *testing.T) {
 	t.Setenv("TOKLIP_CACHE", t.TempDir())
@@ -202,66 +135,5 @@ func TestServeErrors(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("serve", "nope"); code != 1 || !strings.Contains(errOut, `unknown model "nope"`) {
 		t.Errorf("serve an unknown model: exit %d, %q", code, errOut)
-	}
-}
-
-// The store's whole cycle through the real binary: create from a Modelfile (with its progress
-// bar), list, show, run by name, cp, rm; the embedded model cannot be removed.
-func TestStoreCycleThroughTheBinary(t *testing.T) {
-	bin := toklipBinary(t)
-	dir := t.TempDir()
-	env := append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
-	toklip := func(args ...string) (int, string, string) { return runBinary(t, bin, dir, env, args...) }
-	for _, name := range []string{"lm.gguf", "vision.gguf"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "modelfiles", "toklip-demo", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "weights-"+name), b, 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "Modelfile"), []byte("FROM weights-lm.gguf\nVISION weights-vision.gguf\nPARAMETER temperature 0\n"), 0o644)
-
-	if code, out, errOut := toklip("create", "scenes", "-f", "Modelfile"); code != 0 || out != "created scenes\n" || !strings.Contains(errOut, "100%") {
-		t.Fatalf("create: exit %d, %q %q", code, out, errOut)
-	}
-	if code, out, _ := toklip("list"); code != 0 || !strings.Contains(out, "toklip-demo") || !strings.Contains(out, "scenes") {
-		t.Fatalf("list: exit %d, %q", code, out)
-	}
-	if code, out, _ := toklip("show", "scenes", "-modelfile"); code != 0 || !strings.Contains(out, "VISION sha256:") || !strings.Contains(out, "PARAMETER temperature 0") {
-		t.Fatalf("show: exit %d, %q", code, out)
-	}
-	toklip("scene", "a large red star in the center", "-o", "scene.png")
-	if code, out, errOut := toklip("run", "scenes", "-image", "scene.png", "Describe the image."); code != 0 ||
-		demo.ReadAnswer(out) != demo.ReadAnswer("a large red star in the center") {
-		t.Fatalf("run by name: exit %d, %q %q", code, out, errOut)
-	}
-	// The interactive chat: an image attached by path, a question, a drawing written to a file
-	// (after /clear: the demo model was trained on single turns).
-	chat := exec.Command(bin, "run", "scenes")
-	chat.Env, chat.Dir = env, dir
-	chat.Stdin = strings.NewReader("/image scene.png\nDescribe the image.\n/clear\n/draw\nDraw a small blue circle in the center.\n/bye\n")
-	out, err := chat.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "A large red star in the center.") || !strings.Contains(string(out), "[image: toklip-image-1.png]") {
-		t.Fatalf("run scenes (interactive): %v\n%s", err, out)
-	}
-	checkDrawing(t, filepath.Join(dir, "toklip-image-1.png"), "a small blue circle in the center")
-	if code, _, errOut := toklip("cp", "scenes", "scenes:copy"); code != 0 {
-		t.Fatalf("cp: exit %d, %q", code, errOut)
-	}
-	if code, _, errOut := toklip("rm", "scenes", "scenes:copy"); code != 0 {
-		t.Fatalf("rm: exit %d, %q", code, errOut)
-	}
-	if code, _, errOut := toklip("run", "scenes", "hello"); code != 1 || !strings.Contains(errOut, `unknown model "scenes"`) {
-		t.Errorf("run a removed model: exit %d, %q", code, errOut)
-	}
-	if code, _, errOut := toklip("rm", "toklip-demo"); code != 1 || !strings.Contains(errOut, "cannot be removed") {
-		t.Errorf("rm the embedded model: exit %d, %q", code, errOut)
-	}
-	if code, out, _ := toklip("show", "toklip-demo", "-modelfile"); code != 0 || !strings.Contains(out, "VISION vision.gguf") {
-		t.Errorf("show the embedded model: exit %d, %q", code, out)
-	}
-	os.WriteFile(filepath.Join(dir, "Bad"), []byte("FROM x.gguf\nPARAMETER warmth 1\n"), 0o644)
-	if code, _, errOut := toklip("create", "bad", "-f", "Bad"); code != 1 || !strings.Contains(errOut, `Bad: line 2: unknown parameter "warmth"`) {
-		t.Errorf("create from a bad Modelfile: exit %d, %q", code, errOut)
 	}
 }

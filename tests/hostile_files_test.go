@@ -1,4 +1,4 @@
-package main
+package tests
 
 import (
 	"archive/zip"
@@ -344,7 +344,7 @@ func TestHostileFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(dir, c.file)
 			if strings.HasPrefix(c.file, "st-") {
-				copyHF(t, filepath.Join("..", "..", "llm", "testdata", "qwen2", "hf"), path)
+				copyHF(t, filepath.Join("..", "llm", "testdata", "qwen2", "hf"), path)
 				path = filepath.Join(path, "model.safetensors")
 			}
 			if err := os.WriteFile(path, c.content, 0o644); err != nil {

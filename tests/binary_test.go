@@ -1,4 +1,4 @@
-package main
+package tests
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// toklipBinary builds bin/toklip's package into a temporary folder once, with the environment's
-// cgo flags (make test sets them).
+// toklipBinary builds cmd/toklip into a temporary folder once, with the environment's cgo flags
+// (make test sets them).
 func toklipBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
@@ -38,7 +38,7 @@ func toklipBinary(t testing.TB) string {
 			return
 		}
 		binaryPath = filepath.Join(binaryDir, "toklip")
-		if out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-o", binaryPath, "../cmd/toklip").CombinedOutput(); err != nil {
 			binaryErr = &buildError{err, out}
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package tests
 
 import (
 	"bufio"
@@ -41,7 +41,7 @@ func newStoreFixture(t *testing.T, dir string) *storeFixture {
 	f := &storeFixture{t: t, bin: toklipBinary(t), dir: dir, store: filepath.Join(dir, "models")}
 	f.env = append(os.Environ(), "TOKLIP_MODELS="+f.store, "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
 	for _, name := range []string{"lm.gguf", "vision.gguf"} {
-		b, err := os.ReadFile(filepath.Join("..", "..", "modelfiles", "toklip-demo", name))
+		b, err := os.ReadFile(filepath.Join("..", "modelfiles", "toklip-demo", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"image/png"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/toklip/toklip/demo"
+	"github.com/toklip/toklip/modelfiles"
+)
+
+// The README's main job, as a user runs it: `toklip serve` on the embedded demo model, asked by
+// OpenAI's Go client about a scene and for a drawing (each checked against the scene or the
+// prompt), with -parallel and an API key; SIGINT then drains it and it exits 0.
+func TestServeWithOpenAIClient(t *testing.T) {
+	bin := toklipBinary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "serve", "-port", "0", "-parallel", "2", "-api-key", "sesame")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	// "serving toklip-demo on http://127.0.0.1:PORT/v1" once the model is in.
+	lines := bufio.NewScanner(stdout)
+	var base string
+	for lines.Scan() {
+		if _, url, ok := strings.Cut(lines.Text(), "serving "+modelfiles.DemoName+" on "); ok {
+			base = strings.TrimSuffix(url, "/v1")
+			break
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve never said it was serving: %s", stderr.String())
+	}
+	go func() { // keep the pipe drained
+		for lines.Scan() {
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	wrong := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0))
+	if _, err := wrong.Models.List(ctx); err == nil {
+		t.Error("a wrong API key was accepted")
+	}
+	c := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sesame"), option.WithMaxRetries(0))
+	scene := demo.Scenes(demo.HeldOut, 1, 11)[0]
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, scene.Render()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model: modelfiles.DemoName,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}),
+			openai.TextContentPart(demo.EvalQuestion),
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := demo.ReadAnswer(resp.Choices[0].Message.Content), demo.ReadAnswer(scene.Caption()); got != want {
+		t.Errorf("answer %q for a scene of %q", resp.Choices[0].Message.Content, scene.Caption())
+	}
+
+	const prompt = "a small green triangle in the bottom left corner"
+	img, err := c.Images.Generate(ctx, openai.ImageGenerateParams{Prompt: prompt, Model: modelfiles.DemoName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(img.Data[0].B64JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := demo.Check(pic), demo.ReadAnswer(prompt); got != want {
+		t.Errorf("the drawing reads as %+v, the prompt asked for %+v", got, want)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("serve after SIGINT: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not exit after SIGINT")
+	}
+	if _, err := http.Get(base + "/health"); err == nil {
+		t.Error("the server still answers after it exited")
+	}
+}
