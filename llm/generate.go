@@ -21,7 +21,7 @@ const DefaultGuidance = 3
 
 // ImageOptions say how image ids are drawn.
 type ImageOptions struct {
-	Guidance float32        // classifier-free guidance scale s in u + s(c - u); 1 is no guidance
+	Guidance float32        // classifier-free guidance scale s in u + s(c - u); 1 is no guidance, 0 DefaultGuidance
 	Sampler  sampler.Params // temperature, top-k, top-p and seed of the image ids
 	Negative string         // the unconditional branch's prompt; "" is an empty user message
 	Partials int            // partial renders sent with ImageStep events, evenly spaced (0: none)

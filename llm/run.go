@@ -114,6 +114,9 @@ func (e *Engine) Chat(ctx context.Context, r ChatRequest) (*Run, error) {
 	if err := e.answerable(opts); err != nil {
 		return nil, err
 	}
+	if opts.Image.Guidance == 0 {
+		opts.Image.Guidance = DefaultGuidance
+	}
 	p, err := e.BuildPrompt(r.Messages, true)
 	if err != nil {
 		return nil, err
@@ -134,6 +137,9 @@ func (e *Engine) Draw(ctx context.Context, r DrawRequest) (*Run, error) {
 	opts := r.Options
 	if err := opts.Sampler.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Guidance == 0 {
+		opts.Guidance = DefaultGuidance
 	}
 	if opts.Partials < 0 || opts.Partials >= e.lm.Config().Images.PerImage() {
 		return nil, fmt.Errorf("%d partial images: want 0 to %d", opts.Partials, e.lm.Config().Images.PerImage()-1)
