@@ -70,6 +70,7 @@ run: build
 reference: $(TOKENIZER_FILES)
 	/usr/bin/python3 tools/reference/make_golden.py --out llm/testdata
 	/usr/bin/python3 tools/reference/make_toklip_golden.py --out visiontok/testdata
+	/usr/bin/python3 tools/reference/make_projector_golden.py --out projector/testdata/golden.json
 	/usr/bin/python3 tools/reference/make_image_samples.py visiontok/testdata/formats
 	/usr/bin/python3 tools/reference/make_image_goldens.py --out visiontok/testdata/inputs
 	/usr/bin/python3 tools/reference/make_unified_golden.py --out llm/testdata/unified
