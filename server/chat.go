@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -58,9 +57,10 @@ func (j *chatJob) sequences(in llm.Info) int {
 	return j.N
 }
 
-// checkChat checks what the server reads of a request and turns it into the engine's; the
+// checkChat checks what the server reads of a request's options and turns them into the
+// engine's; its messages are read once it is admitted (their images may be fetched), and the
 // engine's Chat checks the rest (what needs the model: prompt length, images, logit bans).
-func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error) {
+func (s *Server) checkChat(r *chatRequest) (*chatJob, error) {
 	if err := s.checkModel(r.Model); err != nil {
 		return nil, err
 	}
@@ -133,9 +133,6 @@ func (s *Server) checkChat(ctx context.Context, r *chatRequest) (*chatJob, error
 	}
 	j.Options.Image.Sampler.Seed = j.Options.Sampler.Seed
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
-	if j.Messages, err = s.messages(ctx, r.Messages); err != nil {
-		return nil, err
-	}
 	return j, nil
 }
 
@@ -149,7 +146,7 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	s.chatDefaults(&req)
-	job, err := s.checkChat(c.Request.Context(), &req)
+	job, err := s.checkChat(&req)
 	if err != nil {
 		abort(c, err)
 		return
@@ -159,6 +156,10 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	defer release()
+	if job.Messages, err = s.messages(c.Request.Context(), req.Messages); err != nil {
+		abort(c, err)
+		return
+	}
 	start := time.Now()
 	run, err := s.e.Chat(c.Request.Context(), job.ChatRequest)
 	if err != nil {

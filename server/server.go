@@ -1,9 +1,10 @@
 // Package server is toklip's OpenAI-style HTTP API over one loaded model: chat completions with
 // images in and out, image generation, embeddings, the model list, health and metrics. One
-// request's path: the route in Handler, its handler in chat.go, images.go or embeddings.go
-// (decode and check the JSON, fill defaults from the Modelfile, turn it into engine options),
-// the engine (llm.Engine: prompt, batched forward passes, sampling, drawing), and back as
-// OpenAI's JSON or server-sent events.
+// request's path: the route in Handler (the body read whole, body.go); its handler in chat.go,
+// images.go or embeddings.go decodes and checks the JSON and fills what it leaves out from the
+// Modelfile (request.go), is admitted for the engine's sequences it takes (queue.go), and hands
+// the engine a request (llm.Engine.Chat, Draw or Embed); the handler then ranges over the run's
+// events and writes them as OpenAI's JSON, or as server-sent events (stream.go).
 package server
 
 import (
