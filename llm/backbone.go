@@ -12,6 +12,7 @@ import (
 	"github.com/ollama/ollama/model/input"
 
 	"github.com/toklip/toklip/ggml"
+	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/models"
 	_ "github.com/toklip/toklip/models/qwen2llama" // the architectures a backbone may have
 	"github.com/toklip/toklip/tokenizer"
@@ -88,6 +89,11 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 	default:
 		return nil, fmt.Errorf("load %s: unknown KV cache type %q (want f16 or f32)", path, opts.CacheType)
 	}
+	if opts.GPULayers != 0 { // the placement counts each block's KV cache
+		if f, err := gguf.Open(path); err == nil {
+			opts.CachePerBlock = cachePerBlock(f, opts)
+		}
+	}
 	m, f, err := ggml.LoadModel(ctx, path, opts.Options)
 	if err != nil {
 		return nil, err
@@ -118,6 +124,21 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// cachePerBlock is the bytes one block's KV cache takes with opts (0 for a file that is not a
+// backbone: its load fails with the reason).
+func cachePerBlock(f *gguf.File, opts Options) uint64 {
+	cfg, err := models.ReadConfig(f)
+	if err != nil {
+		return 0
+	}
+	o := withDefaults(opts, cfg)
+	elem := 2 // F16
+	if o.CacheType == CacheF32 {
+		elem = 4
+	}
+	return uint64(2 * o.ContextLength * o.Sequences * cfg.KVHeads * cfg.HeadDim * elem)
 }
 
 func withDefaults(o Options, c models.Config) Options {

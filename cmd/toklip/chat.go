@@ -10,9 +10,11 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/toklip/toklip/demo"
+	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
 	"github.com/toklip/toklip/sampler"
@@ -20,13 +22,66 @@ import (
 
 // openModel opens a model by name or by its two files (see resolveModel), and returns its
 // Modelfile's defaults (nil for files given by path).
-func openModel(name, lmPath, visionPath string, opts llm.EngineOptions) (*llm.Engine, *modelfiles.Modelfile, error) {
+func openModel(name, lmPath, visionPath string, opts llm.EngineOptions, gpu *gpuLayers) (*llm.Engine, *modelfiles.Modelfile, error) {
 	files, mf, err := resolveModel(name, lmPath, visionPath)
 	if err != nil {
 		return nil, nil, err
 	}
+	gpu.apply(&opts, mf)
 	e, err := llm.Open(context.Background(), files.LM, files.Vision, opts)
 	return e, mf, err
+}
+
+// gpuLayers is -gpu-layers: how many layers go to GPUs (ollama's num_gpu), "auto" (as many as
+// fit, the default), "all", or a number (0: the CPU only).
+type gpuLayers struct {
+	n   int
+	set bool
+}
+
+func gpuFlag(fs *flag.FlagSet) *gpuLayers {
+	g := &gpuLayers{n: ggml.AutoLayers}
+	fs.Var(g, "gpu-layers", "layers on the GPU: auto (as many as fit), all, or N (the last N; 0: CPU only); a Modelfile's PARAMETER num_gpu sets it otherwise")
+	return g
+}
+
+func (g *gpuLayers) String() string {
+	switch {
+	case g == nil || g.n == ggml.AutoLayers:
+		return "auto"
+	case g.n >= ggml.AllLayers:
+		return "all"
+	}
+	return strconv.Itoa(g.n)
+}
+
+func (g *gpuLayers) Set(v string) error {
+	switch v {
+	case "auto":
+		g.n = ggml.AutoLayers
+	case "all":
+		g.n = ggml.AllLayers
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not auto, all or a number of layers", v)
+		}
+		g.n = n
+	}
+	g.set = true
+	return nil
+}
+
+// apply sets the engine's placement: the flag if given, else the Modelfile's num_gpu, else auto.
+func (g *gpuLayers) apply(o *llm.EngineOptions, mf *modelfiles.Modelfile) {
+	n := ggml.AutoLayers
+	if g != nil {
+		n = g.n
+	}
+	if v := mf.Options().NumGPU; v != nil && (g == nil || !g.set) {
+		n = *v
+	}
+	o.Backbone.GPULayers, o.Vision.GPULayers = n, n
 }
 
 // exifFlag declares -exif, how input images' EXIF orientation is taken, and returns a function
@@ -90,7 +145,8 @@ func runGenerate(args []string, stdout io.Writer) error {
 	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
-	e, mf, prompt, err := openWithText(fs, args, lmPath, visionPath)
+	gpu := gpuFlag(fs)
+	e, mf, prompt, err := openWithText(fs, args, lmPath, visionPath, gpu)
 	if err != nil {
 		return err
 	}
@@ -149,7 +205,7 @@ func runScene(args []string, stdout io.Writer) error {
 
 // openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
 // model (the -lm and -vision flags instead of a name) and its Modelfile (nil without one).
-func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*llm.Engine, *modelfiles.Modelfile, string, error) {
+func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string, gpu *gpuLayers) (*llm.Engine, *modelfiles.Modelfile, string, error) {
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return nil, nil, "", err
@@ -163,7 +219,7 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (
 	default:
 		return nil, nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 	}
-	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{})
+	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
 	return e, mf, text, err
 }
 

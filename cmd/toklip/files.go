@@ -10,7 +10,9 @@ import (
 
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/gguf"
+	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
+	"github.com/toklip/toklip/modelfiles"
 	"github.com/toklip/toklip/models"
 	"github.com/toklip/toklip/visiontok"
 	visionconvert "github.com/toklip/toklip/visiontok/convert"
@@ -116,10 +118,63 @@ func runInspect(args []string, stdout io.Writer) error {
 }
 
 func runSystem(args []string, stdout io.Writer) error {
-	if _, err := parse(flag.NewFlagSet("system", flag.ContinueOnError), args, 0); err != nil {
+	fs := flag.NewFlagSet("system", flag.ContinueOnError)
+	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
+	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
+	gpu := gpuFlag(fs)
+	pos, err := parse(fs, args, -1)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 1 {
+		return fmt.Errorf("%w: give at most one model name", errUsage)
 	}
 	fmt.Fprintf(stdout, "ggml CPU features  %s\nthreads            %d (physical cores)\narchitectures      %s\n",
 		strings.Join(ggml.CPUFeatures(), " "), ggml.DefaultThreads(), strings.Join(gguf.Architectures(), ", "))
+	devices := ggml.Devices()
+	fmt.Fprintf(stdout, "backend libraries  %s\ndevices\n", strings.Join(ggml.LibraryPathsHint(), ", "))
+	gpus := 0
+	for _, d := range devices {
+		fmt.Fprintf(stdout, "  %-8s %-5s %-24s %6.1f GiB free of %.1f GiB", d.Name, d.Kind, d.Description,
+			float64(d.FreeBytes)/(1<<30), float64(d.TotalBytes)/(1<<30))
+		if d.ComputeMajor > 0 {
+			fmt.Fprintf(stdout, ", compute %d.%d, driver %d.%d", d.ComputeMajor, d.ComputeMinor, d.DriverMajor, d.DriverMinor)
+		}
+		fmt.Fprintln(stdout)
+		if d.Kind == ggml.DeviceGPU || d.Kind == ggml.DeviceIGPU {
+			gpus++
+		}
+	}
+	if gpus == 0 {
+		fmt.Fprintln(stdout, "  no GPU: `make cuda` builds ggml's CUDA library into lib/ollama (README: GPU)")
+	}
+	// Where a model's layers would go: the named one, or the demo model.
+	name := modelfiles.DemoName
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	files, mf, err := resolveModel(name, *lmPath, *visionPath)
+	if err != nil {
+		return err
+	}
+	var opts llm.EngineOptions
+	gpu.apply(&opts, mf)
+	lm, vision, err := llm.Placement(devices, files.LM, files.Vision, opts)
+	if err != nil {
+		return err
+	}
+	if *lmPath != "" || *visionPath != "" {
+		name = "the model"
+	}
+	fmt.Fprintf(stdout, "%s with -gpu-layers %s\n  LLM     %s\n", name, gpu, lm)
+	if files.Vision != "" {
+		fmt.Fprintf(stdout, "  TokLIP  %s\n", vision)
+	}
+	if lm.Note != "" {
+		fmt.Fprintf(stdout, "  note: %s\n", lm.Note)
+	}
+	if vision.Note != "" && vision.Note != lm.Note {
+		fmt.Fprintf(stdout, "  note (TokLIP): %s\n", vision.Note)
+	}
 	return nil
 }

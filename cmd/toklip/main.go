@@ -27,7 +27,7 @@ var commands = map[string]command{
 	"convert":   {"convert a HuggingFace folder or a TokLIP checkpoint to a GGUF model", "SRC -o OUT.gguf [-type F16] [-tokenizer tokenizer.json]", runConvert},
 	"quantize":  {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
 	"inspect":   {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
-	"system":    {"print the CPU features this build of ggml uses", "", runSystem},
+	"system":    {"print the CPU features, the devices (GPUs with their free memory), and where a model's layers would go", "[MODEL] [-gpu-layers auto|all|N]", runSystem},
 	"serve":     {"serve the OpenAI-style API (chat with images, image generation, models)", "[MODEL] [-host 127.0.0.1] [-port 8750] [-api-key KEY]", runServe},
 	"create":    {"store a model from a Modelfile (FROM, VISION, PARAMETER, ...)", "NAME [-f Modelfile]", runCreate},
 	"list":      {"list the models (the embedded toklip-demo and the stored ones)", "", runList},

@@ -137,3 +137,22 @@ func TestServeErrors(t *testing.T) {
 		t.Errorf("serve an unknown model: exit %d, %q", code, errOut)
 	}
 }
+
+// system lists the devices and where the demo model's layers would go; with no GPU, asking for
+// layers on one says so and keeps the CPU; a bad -gpu-layers is a usage error.
+func TestSystemPlacement(t *testing.T) {
+	t.Setenv("TOKLIP_CACHE", t.TempDir())
+	t.Setenv("TOKLIP_MODELS", t.TempDir())
+	code, out, errOut := runCLI("system")
+	if code != 0 || !strings.Contains(out, "CPU      cpu") || !strings.Contains(out, "toklip-demo with -gpu-layers auto") {
+		t.Fatalf("system: exit %d, %q %q", code, out, errOut)
+	}
+	gpus := strings.Contains(out, " gpu ")
+	code, out, errOut = runCLI("system", "-gpu-layers", "4")
+	if code != 0 || (!gpus && !strings.Contains(out, "note: no GPU was found")) || !strings.Contains(out, "-gpu-layers 4") {
+		t.Fatalf("system -gpu-layers 4: exit %d, %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("system", "-gpu-layers", "some"); code != 2 || !strings.Contains(errOut, `"some" is not auto, all or a number of layers`) {
+		t.Fatalf("a bad -gpu-layers: exit %d, %q", code, errOut)
+	}
+}

@@ -28,6 +28,7 @@ func runRun(args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed")
 	draw := fs.Bool("draw", false, "let the answer contain images")
 	exif := exifFlag(fs)
+	gpu := gpuFlag(fs)
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func runRun(args []string, stdout io.Writer) error {
 	if err := exif(&opts); err != nil {
 		return err
 	}
-	e, mf, err := openModel(name, *lmPath, *visionPath, opts)
+	e, mf, err := openModel(name, *lmPath, *visionPath, opts, gpu)
 	if err != nil {
 		return err
 	}

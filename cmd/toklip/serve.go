@@ -41,6 +41,7 @@ func runServe(args []string, stdout io.Writer) error {
 	bodyTimeout := fs.Duration("body-timeout", 60*time.Second, "how long a client may take to send a request body")
 	decodeMemory := fs.Int64("decode-memory", visiontok.DefaultDecodeMemory, "bytes all image decodes may hold at once")
 	exif := exifFlag(fs)
+	gpu := gpuFlag(fs)
 	pos, err := parse(fs, args, -1)
 	if err != nil {
 		return err
@@ -64,6 +65,7 @@ func runServe(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	gpu.apply(&opts, mf)
 	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		return err
