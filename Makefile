@@ -26,7 +26,7 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 DEMO_WORK  ?= $(CURDIR)/.demo-work
 DEMO_MODEL := modelfiles/toklip-demo
 
-.PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples
+.PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples cuda gpu-bundle
 
 build: check-deps
 	$(GO) build -o $(BIN) ./cmd/toklip
@@ -55,6 +55,18 @@ test: check-deps $(TOKENIZER_FILES)
 fuzz: FUZZTIME = 2m
 fuzz: $(TOKENIZER_FILES)
 	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)
+
+# GPU (README: GPU): ggml's CUDA backend as the libraries ollama's loader opens at run time, built
+# with CMake from the ggml sources of the ollama module go.mod pins, into lib/ollama beside bin/.
+# Opt-in: needs nvcc, CMake (and ninja); the CPU build and CI never need it.
+# CUDA_ARCHITECTURES=90 builds for H100/H200 only (quicker than "native", which needs the card).
+CUDA_ARCHITECTURES ?= native
+cuda: build
+	tools/gpu/build-cuda.sh "$$($(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)" .build/cuda lib/ollama "$(CUDA_ARCHITECTURES)"
+
+# What tools/gpu/check.sh needs on a GPU machine without Go or network, into .gpu/ (README: GPU).
+gpu-bundle:
+	GO=$(GO) tools/gpu/bundle.sh .gpu
 
 # Benchmarks write large model files under $(BENCH_DIR) and need node (npm) for the llama.cpp peer.
 bench: build

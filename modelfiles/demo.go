@@ -5,7 +5,6 @@ package modelfiles
 
 import (
 	"crypto/sha256"
-	"embed"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -16,12 +15,6 @@ import (
 
 // DemoName is the embedded model's name, the default model.
 const DemoName = "toklip-demo"
-
-// The demo model's two files, as tools/demo/train.py trains them and `make demo-model` converts
-// them: the vocabulary-extended Qwen2 with its projector, and TokLIP.
-//
-//go:embed toklip-demo/lm.gguf toklip-demo/vision.gguf toklip-demo/Modelfile
-var demoFS embed.FS
 
 // DemoModelfile is the embedded model's Modelfile.
 func DemoModelfile() (*Modelfile, error) {

@@ -34,6 +34,7 @@ func runEvalDemo(args []string, stdout io.Writer) error {
 	against := fs.String("against", "", "compare each answer and drawing with the outputs in this folder (the PyTorch evaluation's)")
 	cache := fs.String("cache", "f16", "the LLM's KV cache type: f16 (the engine's default) or f32")
 	limit := fs.Int("limit", 0, "only the first N scenes of each set (a quick look; not comparable)")
+	gpu := gpuFlag(fs)
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -43,7 +44,9 @@ func runEvalDemo(args []string, stdout io.Writer) error {
 	if *score != "" {
 		m, err = evaluate.Score(*score)
 	} else {
-		m, err = evalEngine(*lmPath, *visionPath, llm.CacheType(*cache), *limit, *images, *outputs, *against, stdout)
+		opts := llm.EngineOptions{Backbone: llm.Options{CacheType: llm.CacheType(*cache)}}
+		gpu.apply(&opts, nil)
+		m, err = evalEngine(*lmPath, *visionPath, opts, *limit, *images, *outputs, *against, stdout)
 	}
 	if err != nil {
 		return err
@@ -75,7 +78,7 @@ func runEvalDemo(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func evalEngine(lmPath, visionPath string, cache llm.CacheType, limit int, images, outputs, against string, stdout io.Writer) (demo.Metrics, error) {
+func evalEngine(lmPath, visionPath string, opts llm.EngineOptions, limit int, images, outputs, against string, stdout io.Writer) (demo.Metrics, error) {
 	sets := slices.Clone(demo.EvalSets)
 	for i := range sets {
 		if limit > 0 {
@@ -108,7 +111,7 @@ func evalEngine(lmPath, visionPath string, cache llm.CacheType, limit int, image
 	if err != nil {
 		return nil, err
 	}
-	e, err := llm.Open(context.Background(), lmPath, visionPath, llm.EngineOptions{Backbone: llm.Options{CacheType: cache}})
+	e, err := llm.Open(context.Background(), lmPath, visionPath, opts)
 	if err != nil {
 		return nil, err
 	}

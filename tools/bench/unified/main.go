@@ -3,7 +3,7 @@
 // draw one 256-id image with guidance, with and without semantic fusion, against 256 plain
 // decode steps at batch 1 in the same run; and two images drawn at once. Run it with
 // `make bench` (after the backbone and vision benchmarks, whose random files it extends).
-package main
+package unified
 
 import (
 	"bytes"
@@ -27,12 +27,16 @@ import (
 	"github.com/toklip/toklip/sampler"
 )
 
-func main() {
-	dir := flag.String("dir", ".bench", "work folder holding the backbone and vision benchmarks' files")
-	runs := flag.Int("runs", 3, "timed runs")
-	flag.Parse()
+// Main runs the benchmark with its command-line arguments (after the subcommand).
+func Main(args []string) {
+	fs := flag.NewFlagSet("unified", flag.ExitOnError)
+	dir := fs.String("dir", ".bench", "work folder holding the backbone and vision benchmarks' files")
+	runs := fs.Int("runs", 3, "timed runs")
+	gpuLayers := fs.Int("gpu-layers", 0, "layers on the GPU, the LLM's and TokLIP's (-1 as many as fit; 0 the CPU)")
+	fs.Parse(args)
 	log.SetFlags(0)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log.SetOutput(os.Stderr) // slog.SetDefault sent log's lines (progress, Fatal's reason) to slog at Info: dropped
 
 	base := filepath.Join(*dir, "qwen2.5-0.5b-random-F16.gguf")
 	vision := filepath.Join(*dir, "toklip-random-256.gguf")
@@ -59,6 +63,7 @@ func main() {
 			log.Fatal(err)
 		}
 		opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 4, ContextLength: 1024}}
+		opts.Backbone.GPULayers, opts.Vision.GPULayers = *gpuLayers, *gpuLayers
 		e, err := llm.Open(context.Background(), lm, c.vision, opts)
 		if err != nil {
 			log.Fatal(err)

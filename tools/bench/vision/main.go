@@ -3,7 +3,7 @@
 // encode (encoder and quantizer), semantic encode (causal ViT and attention pool) and VQ decode,
 // with the GFLOP/s each reaches and, as the machine's ceiling, the GFLOP/s of a plain ggml
 // matrix product in the same run. Run it with `make bench`.
-package main
+package vision
 
 import (
 	"context"
@@ -34,15 +34,22 @@ func released(size int) visiontok.Config {
 	}
 }
 
-func main() {
-	dir := flag.String("dir", ".bench", "work folder for the random-weight files")
-	runs := flag.Int("runs", 3, "timed runs per measurement")
-	threads := flag.Int("threads", ggml.DefaultThreads(), "CPU threads")
-	flag.Parse()
+// Main runs the benchmark with its command-line arguments (after the subcommand).
+func Main(args []string) {
+	fs := flag.NewFlagSet("vision", flag.ExitOnError)
+	dir := fs.String("dir", ".bench", "work folder for the random-weight files")
+	runs := fs.Int("runs", 3, "timed runs per measurement")
+	threads := fs.Int("threads", ggml.DefaultThreads(), "CPU threads")
+	gpuLayers := fs.Int("gpu-layers", 0, "the ViT's layers on the GPU (-1 as many as fit; 0 the CPU); the matmul ceiling is the CPU's")
+	fs.Parse(args)
 	log.SetFlags(0)
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	log.SetOutput(os.Stderr) // slog.SetDefault sent log's lines (progress, Fatal's reason) to slog at Info: dropped
 
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
 	ceiling, err := matmulCeiling(*dir, *threads)
 	if err != nil {
 		log.Fatal(err)
@@ -56,7 +63,7 @@ func main() {
 		if err := writeRandom(path, cfg); err != nil {
 			log.Fatal(err)
 		}
-		v, err := visiontok.Load(context.Background(), path, visiontok.Options{Options: ggml.Options{Threads: *threads}})
+		v, err := visiontok.Load(context.Background(), path, visiontok.Options{Options: ggml.Options{Threads: *threads, GPULayers: *gpuLayers}})
 		if err != nil {
 			log.Fatal(err)
 		}
