@@ -1,11 +1,13 @@
 package server
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -46,6 +48,7 @@ func toAPIError(err error) *apiError {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooLarge *http.MaxBytesError
+	var b64 base64.CorruptInputError
 	var part *llm.PartError
 	var input *llm.InputError
 	switch {
@@ -58,6 +61,8 @@ func toAPIError(err error) *apiError {
 		return invalid("", "the request body is not valid JSON: it ends before the value does")
 	case errors.As(err, &syntax):
 		return invalid("", "the request body is not valid JSON: %v (at byte %d)", err, syntax.Offset)
+	case errors.As(err, &b64): // a []byte field (ollama's images) that is not base64
+		return invalid("", "the request body holds bytes that are not base64 (images are base64 strings): %v", err)
 	case errors.As(err, &typ):
 		return invalid(typ.Field, "%s: expected %s, got a JSON %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
 	case errors.As(err, &part) && errors.Is(err, visiontok.ErrImage):
@@ -93,9 +98,14 @@ func jsonKind(goKind string) string {
 	return "a number"
 }
 
-// abort sends err as the error object and stops the request.
+// abort sends err as the error object and stops the request: OpenAI's object, or, on ollama's
+// routes (/api/...), ollama's {"error": "message"} with the same status.
 func abort(c *gin.Context, err error) {
 	e := toAPIError(err)
+	if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+		c.AbortWithStatusJSON(e.Status, gin.H{"error": e.Message})
+		return
+	}
 	if e.Status >= 500 {
 		c.Header("x-should-retry", "false") // the same request fails the same way
 	}

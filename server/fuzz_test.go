@@ -88,3 +88,46 @@ func FuzzRequestBodies(f *testing.F) {
 		}
 	})
 }
+
+var fuzzOllamaRoutes = []string{"/api/chat", "/api/generate", "/api/embed", "/api/show"}
+
+// Any body on ollama's routes is answered as ollama answers: 200 with JSON, or newline-delimited
+// JSON objects none of which is an error a server bug caused; or an error status with
+// {"error": "message"}; never a 500.
+func FuzzOllamaBodies(f *testing.F) {
+	var scene bytes.Buffer
+	png.Encode(&scene, demo.Scenes(demo.Train, 1, 1)[0].Render())
+	img := base64.StdEncoding.EncodeToString(scene.Bytes())
+	f.Add(uint8(0), `{"model":"toklip-demo","options":{"temperature":0,"num_predict":8},"messages":[{"role":"user","content":"Describe the image.","images":["`+img+`"]}]}`)
+	f.Add(uint8(0), `{"model":"toklip-demo:latest","stream":false,"format":"json","options":{"num_predict":6,"stop":["."]},"messages":[{"role":"system","content":"x"},{"role":"user","content":"hi"}]}`)
+	f.Add(uint8(1), `{"model":"toklip-demo","prompt":"Describe the image.","images":["`+img+`"],"system":"be brief","options":{"num_predict":4,"seed":3}}`)
+	f.Add(uint8(2), `{"model":"toklip-demo","input":["a red star","data:image/png;base64,`+img+`"]}`)
+	f.Add(uint8(3), `{"model":"toklip-demo"}`)
+	f.Fuzz(func(t *testing.T, route uint8, body string) {
+		h := fuzzServer(t)
+		path := fuzzOllamaRoutes[int(route)%len(fuzzOllamaRoutes)]
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		out := rec.Body.String()
+		switch {
+		case rec.Code >= 500:
+			t.Fatalf("%s answered %d: %s", path, rec.Code, out)
+		case rec.Code == 200:
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				if !json.Valid([]byte(line)) {
+					t.Fatalf("%s answered 200 with a line that is not JSON: %.200s", path, line)
+				}
+				if strings.Contains(line, "the server failed") {
+					t.Fatalf("%s streamed a server error: %s", path, line)
+				}
+			}
+		default:
+			var e struct {
+				Error string `json:"error"`
+			}
+			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+				t.Fatalf("%s answered %d without ollama's error object: %s", path, rec.Code, out)
+			}
+		}
+	})
+}

@@ -134,6 +134,7 @@ func (s *Server) Handler() http.Handler {
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	})
 	r.GET("/metrics", s.metrics.handler())
+	s.ollamaRoutes(r)
 	r.GET("/images/:id", s.serveImage)
 	v1 := r.Group("/v1", s.authorize, s.whenReady)
 	v1.GET("/models", s.listModels)

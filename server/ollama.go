@@ -1,0 +1,346 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ollama/ollama/api"
+	ollamamodel "github.com/ollama/ollama/types/model"
+
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/sampler"
+)
+
+// ollama's native API, beside OpenAI's: the routes its clients (the CLI, its Go and JS
+// libraries, Open WebUI) call, with the JSON shapes of its Go client package
+// github.com/ollama/ollama/api, streamed as newline-delimited JSON, errors as {"error": "..."}.
+// A request's options take ollama's names and defaults (api.DefaultOptions), under the
+// Modelfile's PARAMETERs, under the request's own.
+
+// OllamaAPIVersion is the ollama release whose API these routes follow; /api/version reports it,
+// since ollama's clients read it to decide what a server understands.
+const OllamaAPIVersion = "0.17.4"
+
+func (s *Server) ollamaRoutes(r *gin.Engine) {
+	running := func(c *gin.Context) {
+		c.String(http.StatusOK, "toklip is running (ollama API at /api, OpenAI's at /v1)")
+	}
+	r.HEAD("/", running)
+	r.GET("/", running)
+	r.GET("/api/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": OllamaAPIVersion}) })
+	a := r.Group("/api", s.authorize, s.whenReady)
+	a.GET("/tags", s.ollamaTags)
+	a.POST("/show", s.readBody, s.ollamaShow)
+	a.POST("/chat", s.readBody, s.ollamaChat)
+	a.POST("/generate", s.readBody, s.ollamaGenerate)
+	a.POST("/embed", s.readBody, func(c *gin.Context) { s.queue.admit(c) }, s.ollamaEmbed)
+}
+
+// ollamaModel checks a request's model name; ollama's clients may add the default tag.
+func (s *Server) ollamaModel(name string) error {
+	return s.checkModel(strings.TrimSuffix(name, ":latest"))
+}
+
+func (s *Server) ollamaTags(c *gin.Context) {
+	c.JSON(http.StatusOK, api.ListResponse{Models: []api.ListModelResponse{{
+		Name: s.opts.Model + ":latest", Model: s.opts.Model + ":latest", ModifiedAt: time.Unix(s.created, 0),
+		Details: api.ModelDetails{Format: "gguf", Family: "toklip"},
+	}}})
+}
+
+func (s *Server) ollamaShow(c *gin.Context) {
+	var req api.ShowRequest
+	if err := decode(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	if req.Model == "" {
+		req.Model = req.Name // the older field
+	}
+	if err := s.ollamaModel(req.Model); err != nil {
+		abort(c, err)
+		return
+	}
+	resp := api.ShowResponse{Details: api.ModelDetails{Format: "gguf", Family: "toklip"}, ModifiedAt: time.Unix(s.created, 0),
+		Capabilities: []ollamamodel.Capability{ollamamodel.CapabilityCompletion}}
+	in := s.e.Info()
+	if in.ReadsImages {
+		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityVision)
+	}
+	if in.Embeds {
+		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityEmbedding)
+	}
+	if in.Draws {
+		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityImage)
+	}
+	resp.ModelInfo = map[string]any{"general.architecture": "toklip", "toklip.context_length": in.ContextLength, "toklip.vocab_size": in.Vocab}
+	if d := s.opts.Defaults; d != nil {
+		resp.Modelfile, resp.System = d.String(), d.System
+		var params strings.Builder
+		for _, p := range d.Parameters {
+			fmt.Fprintf(&params, "%-16s %s\n", p.Name, p.Value)
+		}
+		resp.Parameters = params.String()
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// ollamaOptions are a request's options as the engine's: ollama's defaults, the Modelfile's
+// PARAMETERs over them, the request's options over those (ollama's names and types, checked by
+// its own api.Options.FromMap).
+func (s *Server) ollamaOptions(reqOpts map[string]any, format json.RawMessage) (llm.ChatOptions, error) {
+	o := api.DefaultOptions()
+	d := s.defaults
+	set := func(dst *float32, v *float64) {
+		if v != nil {
+			*dst = float32(*v)
+		}
+	}
+	set(&o.Temperature, d.Temperature)
+	set(&o.TopP, d.TopP)
+	set(&o.MinP, d.MinP)
+	set(&o.RepeatPenalty, d.RepeatPenalty)
+	set(&o.PresencePenalty, d.PresencePenalty)
+	set(&o.FrequencyPenalty, d.FrequencyPenalty)
+	for dst, v := range map[*int]*int{&o.TopK: d.TopK, &o.RepeatLastN: d.RepeatLastN, &o.NumPredict: d.NumPredict} {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	if d.Seed != nil {
+		o.Seed = int(*d.Seed)
+	}
+	if len(d.Stop) > 0 {
+		o.Stop = d.Stop
+	}
+	var opts llm.ChatOptions
+	if err := o.FromMap(reqOpts); err != nil {
+		return opts, invalid("options", "options: %v", err)
+	}
+	seed := uint64(o.Seed)
+	if o.Seed < 0 { // ollama's -1: a random seed
+		var b [8]byte
+		rand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	opts.Sampler = sampler.Params{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP,
+		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, PresencePenalty: o.PresencePenalty,
+		FrequencyPenalty: o.FrequencyPenalty, Seed: seed}
+	if o.NumPredict > 0 {
+		opts.MaxTokens = o.NumPredict
+	}
+	opts.Stop = o.Stop
+	opts.Image.Guidance = llm.DefaultGuidance
+	if d.Guidance != nil {
+		opts.Image.Guidance = float32(*d.Guidance)
+	}
+	opts.Image.Sampler.Seed = seed
+	switch f := string(bytes.TrimSpace(format)); f {
+	case "", `""`, "null":
+	case `"json"`:
+		opts.JSON = true
+	default:
+		return opts, invalid("format", `format %s is not supported: use "json" (JSON schemas are not read)`, f)
+	}
+	return opts, nil
+}
+
+// ollamaMessages turns ollama's messages into the engine's: each message's images (raw bytes)
+// before its text, as LLaVA-style models read them.
+func ollamaMessages(in []api.Message) ([]llm.Message, error) {
+	if len(in) == 0 {
+		return nil, invalid("messages", "messages must hold at least one message")
+	}
+	out := make([]llm.Message, 0, len(in))
+	for i, m := range in {
+		switch m.Role {
+		case "system", "user", "assistant":
+		default:
+			return nil, invalid("messages", "messages[%d].role %q is not one of system, user, assistant", i, m.Role)
+		}
+		msg := llm.Message{Role: m.Role}
+		for _, img := range m.Images {
+			msg.Content = append(msg.Content, llm.Part{Image: img})
+		}
+		msg.Content = append(msg.Content, llm.Part{Text: m.Content})
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+func (s *Server) ollamaChat(c *gin.Context) {
+	var req api.ChatRequest
+	if err := decode(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	if err := s.ollamaModel(req.Model); err != nil {
+		abort(c, err)
+		return
+	}
+	opts, err := s.ollamaOptions(req.Options, req.Format)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	msgs, err := ollamaMessages(req.Messages)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	s.answerOllama(c, req.Model, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: text},
+			Done: done, DoneReason: reason, Metrics: m}
+	})
+}
+
+func (s *Server) ollamaGenerate(c *gin.Context) {
+	var req api.GenerateRequest
+	if err := decode(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	if err := s.ollamaModel(req.Model); err != nil {
+		abort(c, err)
+		return
+	}
+	if req.Raw || req.Template != "" || req.Suffix != "" || len(req.Context) > 0 {
+		abort(c, invalid("", "raw, template, suffix and context are not supported: send the prompt (and system) alone"))
+		return
+	}
+	opts, err := s.ollamaOptions(req.Options, req.Format)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	var msgs []llm.Message
+	if req.System != "" {
+		msgs = append(msgs, llm.Message{Role: "system", Content: []llm.Part{{Text: req.System}}})
+	}
+	user, _ := ollamaMessages([]api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}})
+	msgs = append(msgs, user...)
+	s.answerOllama(c, req.Model, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}
+	})
+}
+
+// answerOllama runs a chat and writes it as ollama does: newline-delimited JSON objects of text
+// (reply builds each one), the last with done, its reason and the counts and durations; or, with
+// stream false, that last object holding the whole text.
+func (s *Server) answerOllama(c *gin.Context, name string, msgs []llm.Message, opts llm.ChatOptions, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
+	release, ok := s.queue.enter(c, 1)
+	if !ok {
+		return
+	}
+	defer release()
+	start := time.Now()
+	run, err := s.e.Chat(c.Request.Context(), llm.ChatRequest{Messages: msgs, Options: opts})
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	s.metrics.encoded(run.Prompt.ImageEncodes)
+	streaming := stream == nil || *stream // ollama streams unless told not to
+	if streaming {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+	}
+	line := func(v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			b, _ = json.Marshal(gin.H{"error": err.Error()})
+		}
+		c.Writer.Write(append(b, '\n'))
+		c.Writer.Flush()
+	}
+	var text strings.Builder
+	var firstOut time.Time
+	reason := "stop"
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.TextDelta:
+			if firstOut.IsZero() {
+				firstOut = time.Now()
+			}
+			text.WriteString(ev.Text)
+			if streaming {
+				line(reply(ev.Text, false, "", api.Metrics{}))
+			}
+		case llm.ChoiceDone:
+			reason = ev.Answer.FinishReason
+		case llm.Failed:
+			if !streaming {
+				abort(c, ev.Err)
+			} else if c.Request.Context().Err() == nil {
+				line(gin.H{"error": toAPIError(ev.Err).Message})
+			}
+			return
+		case llm.Usage:
+			s.metrics.chatTokens(ev)
+			if firstOut.IsZero() {
+				firstOut = time.Now()
+			}
+			m := api.Metrics{TotalDuration: time.Since(start), PromptEvalCount: ev.PromptTokens, PromptEvalDuration: firstOut.Sub(start),
+				EvalCount: ev.CompletionTokens, EvalDuration: time.Since(firstOut)}
+			if streaming {
+				line(reply("", true, reason, m))
+			} else {
+				c.JSON(http.StatusOK, reply(text.String(), true, reason, m))
+			}
+		}
+	}
+}
+
+func (s *Server) ollamaEmbed(c *gin.Context) {
+	var req api.EmbedRequest
+	if err := decode(c.Request.Body, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	raw, err := json.Marshal(req.Input)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	inputs, err := s.checkEmbeddings(&embeddingRequest{Input: raw, Model: strings.TrimSuffix(req.Model, ":latest")})
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	start := time.Now()
+	emb, err := s.e.Embed(inputs)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	s.metrics.encoded(emb.ImageEncodes)
+	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
+	c.JSON(http.StatusOK, api.EmbedResponse{Model: req.Model, Embeddings: emb.Vectors, TotalDuration: time.Since(start), PromptEvalCount: emb.Tokens})
+}
+
+// withSystem puts the Modelfile's SYSTEM (when the chat has no system message) and its MESSAGEs
+// before msgs, as chatDefaults does for OpenAI's requests.
+func withSystem(msgs []llm.Message, d *modelfiles.Modelfile) []llm.Message {
+	if d == nil {
+		return msgs
+	}
+	var head []llm.Message
+	if d.System != "" && !slices.ContainsFunc(msgs, func(m llm.Message) bool { return m.Role == "system" }) {
+		head = append(head, llm.Message{Role: "system", Content: []llm.Part{{Text: d.System}}})
+	}
+	for _, m := range d.Messages {
+		head = append(head, llm.Message{Role: m.Role, Content: []llm.Part{{Text: m.Content}}})
+	}
+	return append(head, msgs...)
+}
