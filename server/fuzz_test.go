@@ -102,6 +102,7 @@ func FuzzOllamaBodies(f *testing.F) {
 	f.Add(uint8(0), `{"model":"toklip-demo:latest","stream":false,"format":"json","options":{"num_predict":6,"stop":["."]},"messages":[{"role":"system","content":"x"},{"role":"user","content":"hi"}]}`)
 	f.Add(uint8(1), `{"model":"toklip-demo","prompt":"Describe the image.","images":["`+img+`"],"system":"be brief","options":{"num_predict":4,"seed":3}}`)
 	f.Add(uint8(2), `{"model":"toklip-demo","input":["a red star","data:image/png;base64,`+img+`"]}`)
+	f.Add(uint8(1), `{"model":"toklip-demo","prompt":"a red star","width":64,"height":64,"stream":false,"options":{"seed":1,"top_k":5}}`)
 	f.Add(uint8(3), `{"model":"toklip-demo"}`)
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		h := fuzzServer(t)

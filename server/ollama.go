@@ -213,6 +213,10 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	if req.Width > 0 || req.Height > 0 { // ollama's (experimental) image generation
+		s.ollamaDraw(c, &req)
+		return
+	}
 	if req.Raw || req.Template != "" || req.Suffix != "" || len(req.Context) > 0 {
 		abort(c, invalid("", "raw, template, suffix and context are not supported: send the prompt (and system) alone"))
 		return
@@ -231,6 +235,116 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	s.answerOllama(c, req.Model, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}
 	})
+}
+
+// ollamaDraw draws the prompt as ollama's image generation answers: with streaming, an object
+// per drawn id (completed of total), then the image, base64 PNG, in the last (done) object. The
+// model draws at its own size, whatever width and height ask. Options: temperature, top_k, seed
+// (the ids' sampler: the Modelfile's image_temperature and image_top_k otherwise, temperature 1),
+// and toklip's guidance_scale.
+func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
+	if !s.e.Info().Draws {
+		abort(c, invalid("model", "the model %q does not draw images", req.Model))
+		return
+	}
+	r := imageRequest{Model: strings.TrimSuffix(req.Model, ":latest"), Prompt: req.Prompt}
+	num := func(key string) (*float64, error) {
+		v, ok := req.Options[key]
+		if !ok {
+			return nil, nil
+		}
+		f, ok := v.(float64)
+		if !ok {
+			return nil, invalid("options", "options.%s must be a number", key)
+		}
+		return &f, nil
+	}
+	var err error
+	if r.Temperature, err = num("temperature"); err != nil {
+		abort(c, err)
+		return
+	}
+	if r.GuidanceScale, err = num("guidance_scale"); err != nil {
+		abort(c, err)
+		return
+	}
+	topK, err := num("top_k")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if topK != nil {
+		r.TopK = ptr(int(*topK))
+	}
+	seed, err := num("seed")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if seed != nil {
+		r.Seed = ptr(int64(*seed))
+	}
+	s.imageDefaults(&r)
+	job, err := s.checkImages(&r)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	release, ok := s.queue.enter(c, 2) // a guided pair of sequences
+	if !ok {
+		return
+	}
+	defer release()
+	start := time.Now()
+	run, err := s.e.Draw(c.Request.Context(), job.DrawRequest)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	streaming := req.Stream == nil || *req.Stream
+	if streaming {
+		c.Header("Content-Type", "application/x-ndjson")
+		c.Status(http.StatusOK)
+	}
+	line := func(v any) {
+		b, _ := json.Marshal(v)
+		c.Writer.Write(append(b, '\n'))
+		c.Writer.Flush()
+	}
+	var drawn *llm.GeneratedImage
+	observe := s.metrics.run(start)
+	for ev := range run.Events() {
+		observe.event(ev)
+		switch ev := ev.(type) {
+		case llm.ImageStep:
+			if streaming {
+				line(api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Completed: int64(ev.Step), Total: int64(ev.Total)})
+			}
+		case llm.ImageDone:
+			drawn = ev.Image
+		case llm.Failed:
+			if !streaming {
+				abort(c, ev.Err)
+			} else if c.Request.Context().Err() == nil {
+				line(gin.H{"error": toAPIError(ev.Err).Message})
+			}
+			return
+		case llm.Usage:
+			s.imageUsage(ev) // the metrics
+			b64, err := encodeImage(drawn.Image, "png")
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			final := api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Image: b64, Done: true, DoneReason: "stop",
+				Metrics: api.Metrics{TotalDuration: time.Since(start), PromptEvalCount: ev.PromptTokens, EvalCount: ev.ImageTokens}}
+			if streaming {
+				line(final)
+			} else {
+				c.JSON(http.StatusOK, final)
+			}
+		}
+	}
 }
 
 // answerOllama runs a chat and writes it as ollama does: newline-delimited JSON objects of text

@@ -88,6 +88,34 @@ func TestOllamaClient(t *testing.T) {
 		t.Errorf("generate answered %q, chat %q", generated.String(), streamed)
 	}
 
+	// Drawing through generate, as ollama's client asks an image model: progress, then the PNG.
+	const prompt = "a large red square in the top right corner"
+	var drawn string
+	var steps int
+	if err := c.Generate(ctx, &api.GenerateRequest{Model: "toklip-demo", Prompt: prompt, Width: 64, Height: 64, Options: greedy},
+		func(r api.GenerateResponse) error {
+			if r.Total > 0 {
+				steps++
+			}
+			if r.Done {
+				drawn = r.Image
+			}
+			return nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(drawn)
+	if err != nil {
+		t.Fatalf("the image is not base64: %v", err)
+	}
+	pic, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := demo.Check(pic), demo.ReadAnswer(prompt); got != want || steps != 64 {
+		t.Errorf("drawn through generate: reads as %+v (want %+v), %d progress objects (want 64)", got, want, steps)
+	}
+
 	emb, err := c.Embed(ctx, &api.EmbedRequest{Model: "toklip-demo", Input: []string{scene.Caption(), "data:image/png;base64," + base64.StdEncoding.EncodeToString(img.Bytes())}})
 	if err != nil || len(emb.Embeddings) != 2 || len(emb.Embeddings[0]) != len(emb.Embeddings[1]) || emb.PromptEvalCount == 0 {
 		t.Fatalf("embed: %v (%d vectors)", err, len(emb.Embeddings))
