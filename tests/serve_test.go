@@ -26,41 +26,7 @@ import (
 // OpenAI's Go client about a scene and for a drawing (each checked against the scene or the
 // prompt), with -parallel and an API key; SIGINT then drains it and it exits 0.
 func TestServeWithOpenAIClient(t *testing.T) {
-	bin := toklipBinary(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "serve", "-port", "0", "-parallel", "2", "-api-key", "sesame")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
-
-	// "serving toklip-demo on http://127.0.0.1:PORT/v1" once the model is in.
-	lines := bufio.NewScanner(stdout)
-	var base string
-	for lines.Scan() {
-		if _, url, ok := strings.Cut(lines.Text(), "serving "+modelfiles.DemoName+" on "); ok {
-			base = strings.TrimSuffix(url, "/v1")
-			break
-		}
-	}
-	if base == "" {
-		t.Fatalf("serve never said it was serving: %s", stderr.String())
-	}
-	go func() { // keep the pipe drained
-		for lines.Scan() {
-		}
-	}()
-
+	base, cmd, exited, stderr := startServe(t, "-parallel", "2", "-api-key", "sesame")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wrong := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0))
@@ -118,4 +84,44 @@ func TestServeWithOpenAIClient(t *testing.T) {
 	if _, err := http.Get(base + "/health"); err == nil {
 		t.Error("the server still answers after it exited")
 	}
+}
+
+// startServe runs `toklip serve -port 0 args...` on the demo model in a fresh folder and waits
+// until it says it is serving: its base URL, the process, its exit, its stderr. It is killed when
+// the test ends.
+func startServe(t *testing.T, args ...string) (base string, cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer) {
+	t.Helper()
+	bin := toklipBinary(t)
+	dir := t.TempDir()
+	cmd = exec.Command(bin, append([]string{"serve", "-port", "0"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	// "serving toklip-demo on http://127.0.0.1:PORT/v1" once the model is in.
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		if _, url, ok := strings.Cut(lines.Text(), "serving "+modelfiles.DemoName+" on "); ok {
+			base = strings.TrimSuffix(url, "/v1")
+			break
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve never said it was serving: %s", stderr.String())
+	}
+	go func() { // keep the pipe drained
+		for lines.Scan() {
+		}
+	}()
+	return base, cmd, exited, stderr
 }
