@@ -197,7 +197,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	s.answerOllama(c, req.Model, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+	s.answerOllama(c, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: text},
 			Done: done, DoneReason: reason, Metrics: m}
 	})
@@ -232,7 +232,7 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	}
 	user, _ := ollamaMessages([]api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}})
 	msgs = append(msgs, user...)
-	s.answerOllama(c, req.Model, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+	s.answerOllama(c, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}
 	})
 }
@@ -302,14 +302,9 @@ func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
 		return
 	}
 	streaming := req.Stream == nil || *req.Stream
+	var line func(any)
 	if streaming {
-		c.Header("Content-Type", "application/x-ndjson")
-		c.Status(http.StatusOK)
-	}
-	line := func(v any) {
-		b, _ := json.Marshal(v)
-		c.Writer.Write(append(b, '\n'))
-		c.Writer.Flush()
+		line = newNDJSON(c).send
 	}
 	var drawn *llm.GeneratedImage
 	observe := s.metrics.run(start)
@@ -350,7 +345,7 @@ func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
 // answerOllama runs a chat and writes it as ollama does: newline-delimited JSON objects of text
 // (reply builds each one), the last with done, its reason and the counts and durations; or, with
 // stream false, that last object holding the whole text.
-func (s *Server) answerOllama(c *gin.Context, name string, msgs []llm.Message, opts llm.ChatOptions, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
+func (s *Server) answerOllama(c *gin.Context, msgs []llm.Message, opts llm.ChatOptions, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
 	release, ok := s.queue.enter(c, 1)
 	if !ok {
 		return
@@ -364,17 +359,9 @@ func (s *Server) answerOllama(c *gin.Context, name string, msgs []llm.Message, o
 	}
 	s.metrics.encoded(run.Prompt.ImageEncodes)
 	streaming := stream == nil || *stream // ollama streams unless told not to
+	var line func(any)
 	if streaming {
-		c.Header("Content-Type", "application/x-ndjson")
-		c.Status(http.StatusOK)
-	}
-	line := func(v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			b, _ = json.Marshal(gin.H{"error": err.Error()})
-		}
-		c.Writer.Write(append(b, '\n'))
-		c.Writer.Flush()
+		line = newNDJSON(c).send
 	}
 	var text strings.Builder
 	var firstOut time.Time

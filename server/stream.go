@@ -50,6 +50,26 @@ func (s *sse) raw(event string, data []byte) {
 	w.Flush()
 }
 
+// ndjson writes newline-delimited JSON objects, each flushed, as ollama's API streams.
+type ndjson struct {
+	c *gin.Context
+}
+
+func newNDJSON(c *gin.Context) *ndjson {
+	c.Header("Content-Type", "application/x-ndjson")
+	c.Status(http.StatusOK)
+	return &ndjson{c: c}
+}
+
+func (w *ndjson) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(gin.H{"error": err.Error()})
+	}
+	w.c.Writer.Write(append(b, '\n'))
+	w.c.Writer.Flush()
+}
+
 type chunk struct {
 	ID      string        `json:"id"`
 	Object  string        `json:"object"`
