@@ -31,21 +31,27 @@ type Params struct {
 	Seed      uint64            // the same seed gives the same tokens
 }
 
-// Validate reports parameters outside their ranges.
+// ErrParams marks the errors of Validate: a caller's parameters, not a failure of the sampler.
+var ErrParams = errors.New("sampling parameter out of range")
+
+// Validate reports parameters outside their ranges (an error wrapping ErrParams).
 func (p Params) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrParams, fmt.Sprintf(format, args...))
+	}
 	switch {
 	case p.Temperature < 0 || math.IsNaN(float64(p.Temperature)):
-		return fmt.Errorf("temperature %g must be >= 0", p.Temperature)
+		return bad("temperature %g must be >= 0", p.Temperature)
 	case p.TopK < 0:
-		return fmt.Errorf("top_k %d must be >= 0", p.TopK)
+		return bad("top_k %d must be >= 0", p.TopK)
 	case p.TopP < 0 || p.TopP > 1:
-		return fmt.Errorf("top_p %g must be in [0, 1]", p.TopP)
+		return bad("top_p %g must be in [0, 1]", p.TopP)
 	case p.MinP < 0 || p.MinP > 1:
-		return fmt.Errorf("min_p %g must be in [0, 1]", p.MinP)
+		return bad("min_p %g must be in [0, 1]", p.MinP)
 	case p.RepeatPenalty < 0:
-		return fmt.Errorf("repeat penalty %g must be >= 0", p.RepeatPenalty)
+		return bad("repeat penalty %g must be >= 0", p.RepeatPenalty)
 	case p.RepeatLastN < 0:
-		return fmt.Errorf("repeat_last_n %d must be >= 0", p.RepeatLastN)
+		return bad("repeat_last_n %d must be >= 0", p.RepeatLastN)
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ func toAPIError(err error) *apiError {
 		return withCode(invalid("messages", "%v", err), "context_length_exceeded")
 	case errors.Is(err, llm.ErrNoVision):
 		return invalid("", "%v", err)
+	case errors.Is(err, sampler.ErrParams):
+		return invalid("options", "%v", err)
 	case errors.Is(err, llm.ErrNothingToSample):
 		return withCode(invalid("logit_bias", "%v", err), "nothing_to_sample")
 	case errors.Is(err, sampler.ErrNoToken): // a later step: the bans and the JSON form leave nothing

@@ -131,4 +131,9 @@ func TestOllamaClient(t *testing.T) {
 	if !errors.As(err, &status) || status.StatusCode != 400 || !strings.Contains(status.ErrorMessage, "temperature") {
 		t.Errorf("an option of the wrong type: %v", err)
 	}
+	err = c.Chat(ctx, &api.ChatRequest{Model: "toklip-demo", Options: map[string]any{"top_p": 2}, Messages: []api.Message{{Role: "user", Content: "hi"}}},
+		func(api.ChatResponse) error { return nil })
+	if !errors.As(err, &status) || status.StatusCode != 400 || !strings.Contains(status.ErrorMessage, "top_p 2 must be in [0, 1]") {
+		t.Errorf("an option out of range: %v", err)
+	}
 }
