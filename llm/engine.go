@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/toklip/toklip/tokenizer"
@@ -41,6 +42,8 @@ type Engine struct {
 	steps  *batcher
 	cache  *featureCache
 
+	fileBytes int64 // the model files' size, what loading it takes (weights) before caches
+
 	piecesOnce sync.Once
 	pieces     [][]byte // every token's bytes, for JSON answers (tokenBytes)
 }
@@ -64,6 +67,11 @@ func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*
 	}
 	e := &Engine{lm: lm, tok: lm.Tokenizer()}
 	e.tmpl = templateFor(e.tok, e.tok.ChatTemplate)
+	for _, p := range []string{lmPath, visionPath} {
+		if st, err := os.Stat(p); p != "" && err == nil {
+			e.fileBytes += st.Size()
+		}
+	}
 	if visionPath != "" {
 		if e.vision, err = visiontok.Load(ctx, visionPath, opts.Vision); err != nil {
 			lm.Close()
@@ -130,12 +138,13 @@ type Info struct {
 	Vocab         int              // the backbone's token ids are 0 to Vocab-1
 	Sequences     int              // sequences decoded at once: a choice takes 1, one that draws 2
 	ContextLength int              // positions per sequence
+	FileBytes     int64            // the model's GGUF files: its weights' size
 	ImageLimits   visiontok.Limits // what an image may be (bytes, pixels, aspect)
 }
 
 // Info says what the model can do.
 func (e *Engine) Info() Info {
-	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
+	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, FileBytes: e.fileBytes, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
 	if e.vision != nil {
 		in.ReadsImages = true
 		in.Draws = e.lm.Config().Images.Enabled()

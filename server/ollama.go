@@ -39,6 +39,7 @@ func (s *Server) ollamaRoutes(r *gin.Engine) {
 	r.GET("/api/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": OllamaAPIVersion}) })
 	a := r.Group("/api", s.authorize, s.whenReady)
 	a.GET("/tags", s.ollamaTags)
+	a.GET("/ps", s.ollamaPS)
 	a.POST("/show", s.readBody, s.ollamaShow)
 	a.POST("/chat", s.readBody, s.ollamaChat)
 	a.POST("/generate", s.readBody, s.ollamaGenerate)
@@ -53,6 +54,16 @@ func (s *Server) ollamaModel(name string) error {
 func (s *Server) ollamaTags(c *gin.Context) {
 	c.JSON(http.StatusOK, api.ListResponse{Models: []api.ListModelResponse{{
 		Name: s.opts.Model + ":latest", Model: s.opts.Model + ":latest", ModifiedAt: time.Unix(s.created, 0),
+		Details: api.ModelDetails{Format: "gguf", Family: "toklip"},
+	}}})
+}
+
+// ollamaPS lists the loaded model. One server holds one model, loaded for as long as it runs:
+// no expiry (ollama's zero time).
+func (s *Server) ollamaPS(c *gin.Context) {
+	in := s.e.Info()
+	c.JSON(http.StatusOK, api.ProcessResponse{Models: []api.ProcessModelResponse{{
+		Name: s.opts.Model + ":latest", Model: s.opts.Model + ":latest", Size: in.FileBytes, ContextLength: in.ContextLength,
 		Details: api.ModelDetails{Format: "gguf", Family: "toklip"},
 	}}})
 }

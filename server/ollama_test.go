@@ -38,6 +38,10 @@ func TestOllamaClient(t *testing.T) {
 	if err != nil || len(list.Models) != 1 || list.Models[0].Name != "toklip-demo:latest" {
 		t.Fatalf("tags: %+v, %v", list, err)
 	}
+	ps, err := c.ListRunning(ctx)
+	if err != nil || len(ps.Models) != 1 || ps.Models[0].Name != "toklip-demo:latest" || ps.Models[0].Size < 20<<20 || ps.Models[0].ContextLength == 0 {
+		t.Fatalf("ps: %+v, %v", ps, err)
+	}
 	show, err := c.Show(ctx, &api.ShowRequest{Model: "toklip-demo"})
 	if err != nil || !slices.Contains(show.Capabilities, ollamamodel.CapabilityVision) || !slices.Contains(show.Capabilities, ollamamodel.CapabilityImage) {
 		t.Fatalf("show: %+v, %v", show, err)
