@@ -166,10 +166,18 @@ func (s *Server) ollamaOptions(reqOpts map[string]any, format json.RawMessage) (
 }
 
 // ollamaMessages turns ollama's messages into the engine's: each message's images (raw bytes)
-// before its text, as LLaVA-style models read them.
-func ollamaMessages(in []api.Message) ([]llm.Message, error) {
+// before its text, as LLaVA-style models read them. The images of one request are limited as
+// on OpenAI's route (MaxImages), counted before any is decoded.
+func (s *Server) ollamaMessages(in []api.Message) ([]llm.Message, error) {
 	if len(in) == 0 {
 		return nil, invalid("messages", "messages must hold at least one message")
+	}
+	images := 0
+	for _, m := range in {
+		images += len(m.Images)
+	}
+	if images > s.opts.MaxImages {
+		return nil, invalid("images", "%d images in one request, at most %d", images, s.opts.MaxImages)
 	}
 	out := make([]llm.Message, 0, len(in))
 	for i, m := range in {
@@ -203,7 +211,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	msgs, err := ollamaMessages(req.Messages)
+	msgs, err := s.ollamaMessages(req.Messages)
 	if err != nil {
 		abort(c, err)
 		return
@@ -241,7 +249,11 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	if req.System != "" {
 		msgs = append(msgs, llm.Message{Role: "system", Content: []llm.Part{{Text: req.System}}})
 	}
-	user, _ := ollamaMessages([]api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}})
+	user, err := s.ollamaMessages([]api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}})
+	if err != nil {
+		abort(c, err)
+		return
+	}
 	msgs = append(msgs, user...)
 	s.answerOllama(c, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}

@@ -135,6 +135,11 @@ func TestOllamaClient(t *testing.T) {
 	if !errors.As(err, &status) || status.StatusCode != 400 || !strings.Contains(status.ErrorMessage, "temperature") {
 		t.Errorf("an option of the wrong type: %v", err)
 	}
+	many := slices.Repeat([]api.ImageData{img.Bytes()}, 9) // one over the default limit of 8
+	err = c.Generate(ctx, &api.GenerateRequest{Model: "toklip-demo", Prompt: "hi", Images: many}, func(api.GenerateResponse) error { return nil })
+	if !errors.As(err, &status) || status.StatusCode != 400 || !strings.Contains(status.ErrorMessage, "9 images in one request, at most 8") {
+		t.Errorf("too many images: %v", err)
+	}
 	err = c.Chat(ctx, &api.ChatRequest{Model: "toklip-demo", Options: map[string]any{"top_p": 2}, Messages: []api.Message{{Role: "user", Content: "hi"}}},
 		func(api.ChatResponse) error { return nil })
 	if !errors.As(err, &status) || status.StatusCode != 400 || !strings.Contains(status.ErrorMessage, "top_p 2 must be in [0, 1]") {
