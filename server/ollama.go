@@ -206,17 +206,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	opts, err := s.ollamaOptions(req.Options, req.Format)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	msgs, err := s.ollamaMessages(req.Messages)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	s.answerOllama(c, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+	s.answerOllama(c, req.Messages, req.Options, req.Format, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: text},
 			Done: done, DoneReason: reason, Metrics: m}
 	})
@@ -240,22 +230,11 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		abort(c, invalid("", "raw, template, suffix and context are not supported: send the prompt (and system) alone"))
 		return
 	}
-	opts, err := s.ollamaOptions(req.Options, req.Format)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	var msgs []llm.Message
+	msgs := []api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}}
 	if req.System != "" {
-		msgs = append(msgs, llm.Message{Role: "system", Content: []llm.Part{{Text: req.System}}})
+		msgs = append([]api.Message{{Role: "system", Content: req.System}}, msgs...)
 	}
-	user, err := s.ollamaMessages([]api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}})
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	msgs = append(msgs, user...)
-	s.answerOllama(c, withSystem(msgs, s.opts.Defaults), opts, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
+	s.answerOllama(c, msgs, req.Options, req.Format, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
 		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}
 	})
 }
@@ -365,10 +344,21 @@ func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
 	}
 }
 
-// answerOllama runs a chat and writes it as ollama does: newline-delimited JSON objects of text
+// answerOllama checks ollama's messages and options, runs the chat and writes it as ollama does: newline-delimited JSON objects of text
 // (reply builds each one), the last with done, its reason and the counts and durations; or, with
 // stream false, that last object holding the whole text.
-func (s *Server) answerOllama(c *gin.Context, msgs []llm.Message, opts llm.ChatOptions, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
+func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options map[string]any, format json.RawMessage, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
+	opts, err := s.ollamaOptions(options, format)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	msgs, err := s.ollamaMessages(messages)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	msgs = withSystem(msgs, s.opts.Defaults)
 	release, ok := s.queue.enter(c, 1)
 	if !ok {
 		return
