@@ -17,7 +17,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/toklip/toklip/tokenizer"
@@ -42,7 +41,8 @@ type Engine struct {
 	steps  *batcher
 	cache  *featureCache
 
-	fileBytes int64 // the model files' size, what loading it takes (weights) before caches
+	fileBytes int64 // the model files' size
+	memory    int64 // what its weights and KV cache take (Inspect)
 
 	piecesOnce sync.Once
 	pieces     [][]byte // every token's bytes, for JSON answers (tokenBytes)
@@ -67,10 +67,8 @@ func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*
 	}
 	e := &Engine{lm: lm, tok: lm.Tokenizer()}
 	e.tmpl = templateFor(e.tok, e.tok.ChatTemplate)
-	for _, p := range []string{lmPath, visionPath} {
-		if st, err := os.Stat(p); p != "" && err == nil {
-			e.fileBytes += st.Size()
-		}
+	if in, err := Inspect(lmPath, visionPath, opts); err == nil { // what it fails on, the loads below name
+		e.fileBytes, e.memory = in.FileBytes, in.Memory
 	}
 	if visionPath != "" {
 		if e.vision, err = visiontok.Load(ctx, visionPath, opts.Vision); err != nil {
@@ -139,12 +137,13 @@ type Info struct {
 	Sequences     int              // sequences decoded at once: a choice takes 1, one that draws 2
 	ContextLength int              // positions per sequence
 	FileBytes     int64            // the model's GGUF files: its weights' size
+	Memory        int64            // the bytes its weights and KV cache take once loaded
 	ImageLimits   visiontok.Limits // what an image may be (bytes, pixels, aspect)
 }
 
 // Info says what the model can do.
 func (e *Engine) Info() Info {
-	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, FileBytes: e.fileBytes, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
+	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, FileBytes: e.fileBytes, Memory: e.memory, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
 	if e.vision != nil {
 		in.ReadsImages = true
 		in.Draws = e.lm.Config().Images.Enabled()

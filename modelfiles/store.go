@@ -70,9 +70,18 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._:-]{0,127}$`)
 // its digests become paths.
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
+// NameError is a name that a model cannot have, or cannot have now (it is the demo model's, or
+// differs only by case from a stored one).
+type NameError struct{ Msg string }
+
+func (e *NameError) Error() string { return e.Msg }
+
+// CheckName says whether name can be a model's name.
+func CheckName(name string) error { return checkName(name) }
+
 func checkName(name string) error {
 	if !nameRE.MatchString(name) {
-		return fmt.Errorf("%q is not a model name: letters, digits, '.', '_', ':' and '-', starting with a letter or digit, at most 128", name)
+		return &NameError{fmt.Sprintf("%q is not a model name: letters, digits, '.', '_', ':' and '-', starting with a letter or digit, at most 128", name)}
 	}
 	return nil
 }
@@ -83,7 +92,7 @@ func (s *Store) checkNewName(name string) error {
 		return err
 	}
 	if strings.EqualFold(name, DemoName) {
-		return fmt.Errorf("%s is the embedded model's name", DemoName)
+		return &NameError{DemoName + " is the embedded model's name"}
 	}
 	names, err := s.manifestNames()
 	if err != nil {
@@ -91,7 +100,7 @@ func (s *Store) checkNewName(name string) error {
 	}
 	for _, n := range names {
 		if n != name && strings.EqualFold(n, name) {
-			return fmt.Errorf("%q differs only by case from the stored model %q: refused, as a file system that ignores case would store both as one (remove %q first, or choose another name)", name, n, n)
+			return &NameError{fmt.Sprintf("%q differs only by case from the stored model %q: refused, as a file system that ignores case would store both as one (remove %q first, or choose another name)", name, n, n)}
 		}
 	}
 	return nil
@@ -165,10 +174,15 @@ func (s *Store) lock() (func(), error) {
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
-// Create stores a model from a Modelfile whose relative paths are relative to dir. progress, if
-// set, is called as the files are hashed and copied (bytes done, bytes in all).
+// Create stores a model from a Modelfile whose relative paths are relative to dir, and whose
+// FROM may name a model instead of a file (see Based). progress, if set, is called as the files
+// are hashed and copied (bytes done, bytes in all).
 func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(done, total int64)) error {
 	if err := s.checkNewName(name); err != nil { // checked again under the lock, when it counts
+		return err
+	}
+	mf, err := s.Based(mf, dir)
+	if err != nil {
 		return err
 	}
 	paths := []string{mf.From}
@@ -413,6 +427,16 @@ func (s *Store) Get(name string) (Manifest, Files, error) {
 	return m, f, nil
 }
 
+// Files are the paths of m's blobs, unchecked (Get checks them): for reading a stored model's
+// headers without hashing its weights.
+func (s *Store) Files(m Manifest) Files {
+	f := Files{LM: s.blobPath(m.LM)}
+	if m.Vision != "" {
+		f.Vision = s.blobPath(m.Vision)
+	}
+	return f
+}
+
 func verify(path, digest string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -483,7 +507,7 @@ func (s *Store) Copy(src, dst string) error {
 // Remove deletes a model and the blobs no other model uses.
 func (s *Store) Remove(name string) error {
 	if name == DemoName {
-		return fmt.Errorf("%s is embedded in the binary and cannot be removed", DemoName)
+		return &NameError{DemoName + " is embedded in the binary and cannot be removed"}
 	}
 	if err := checkName(name); err != nil {
 		return err
@@ -530,4 +554,73 @@ func demoSize() int64 {
 		}
 	}
 	return n
+}
+
+// Based resolves a Modelfile whose FROM names a model (the demo model or a stored one) rather than
+// a file (relative paths are relative to dir): the result's FROM and VISION are that model's
+// files (VISION stays when mf gives one), and its SYSTEM, TEMPLATE, MESSAGEs and PARAMETERs lie
+// under mf's, as ollama's FROM of a model inherits them. A Modelfile whose FROM is a file comes
+// back as it is.
+func (s *Store) Based(mf *Modelfile, dir string) (*Modelfile, error) {
+	p := mf.From
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	if _, err := os.Stat(p); err == nil || checkName(mf.From) != nil {
+		return mf, nil // a file (or no name: the load says what is wrong with the path)
+	}
+	var base *Modelfile
+	var files Files
+	if mf.From == DemoName {
+		f, err := Demo()
+		if err != nil {
+			return nil, err
+		}
+		if base, err = DemoModelfile(); err != nil {
+			return nil, err
+		}
+		files = f
+	} else {
+		m, f, err := s.Get(mf.From)
+		if errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("FROM %s: no such file, and no model of that name (`toklip list` shows the models)", mf.From)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if base, err = m.Parsed(); err != nil {
+			return nil, err
+		}
+		files = f
+	}
+	out := *base
+	out.From, out.Vision = files.LM, files.Vision
+	if mf.Vision != "" {
+		out.Vision = mf.Vision
+		if !filepath.IsAbs(out.Vision) {
+			out.Vision = filepath.Join(dir, out.Vision)
+		}
+	}
+	if mf.System != "" {
+		out.System = mf.System
+	}
+	if mf.Template != "" {
+		out.Template = mf.Template
+	}
+	if len(mf.Messages) > 0 {
+		out.Messages = mf.Messages
+	}
+	out.License = append(slices.Clip(base.License), mf.License...)
+	set := map[string]bool{}
+	for _, p := range mf.Parameters {
+		set[p.Name] = true
+	}
+	out.Parameters = nil
+	for _, p := range base.Parameters {
+		if !set[p.Name] {
+			out.Parameters = append(out.Parameters, p)
+		}
+	}
+	out.Parameters = append(out.Parameters, mf.Parameters...)
+	return &out, nil
 }

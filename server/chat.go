@@ -45,7 +45,8 @@ type chatRequest struct {
 // chatJob is a checked request: the engine's request and how to answer.
 type chatJob struct {
 	llm.ChatRequest
-	usage bool // stream the usage chunk
+	usage bool   // stream the usage chunk
+	model string // its name, as the answer reports it
 }
 
 // sequences is what the request takes of the engine: a sequence per choice, two for a choice
@@ -60,11 +61,8 @@ func (j *chatJob) sequences(in llm.Info) int {
 // checkChat checks what the server reads of a request's options and turns them into the
 // engine's; its messages are read once it is admitted (their images may be fetched), and the
 // engine's Chat checks the rest (what needs the model: prompt length, images, logit bans).
-func (s *Server) checkChat(r *chatRequest) (*chatJob, error) {
-	if err := s.checkModel(r.Model); err != nil {
-		return nil, err
-	}
-	j := &chatJob{ChatRequest: llm.ChatRequest{N: 1}}
+func (s *Server) checkChat(m *served, r *chatRequest) (*chatJob, error) {
+	j := &chatJob{ChatRequest: llm.ChatRequest{N: 1}, model: m.name}
 	var err error
 	if r.N != nil {
 		if *r.N < 1 || *r.N > s.opts.MaxN {
@@ -86,11 +84,11 @@ func (s *Server) checkChat(r *chatRequest) (*chatJob, error) {
 	if j.Options.Stop, err = stops(r.Stop); err != nil {
 		return nil, err
 	}
-	info := s.e.Info()
+	info := m.info
 	if j.Options.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, info.Vocab); err != nil {
 		return nil, err
 	}
-	o := s.defaults // what OpenAI's request cannot say
+	o := m.defaults // what OpenAI's request cannot say
 	if o.TopK != nil {
 		j.Options.Sampler.TopK = *o.TopK
 	}
@@ -145,13 +143,19 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	s.chatDefaults(&req)
-	job, err := s.checkChat(&req)
+	l, ok := s.use(c, req.Model, nil)
+	if !ok {
+		return
+	}
+	defer l.Release()
+	m := l.Value()
+	chatDefaults(m, &req)
+	job, err := s.checkChat(m, &req)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	release, ok := s.queue.enter(c, job.sequences(s.e.Info()))
+	release, ok := s.enter(c, l, job.sequences(m.info))
 	if !ok {
 		return
 	}
@@ -161,7 +165,7 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	run, err := s.e.Chat(c.Request.Context(), job.ChatRequest)
+	run, err := m.e.Chat(c.Request.Context(), job.ChatRequest)
 	if err != nil {
 		abort(c, err)
 		return
@@ -172,7 +176,7 @@ func (s *Server) chat(c *gin.Context) {
 		s.streamChat(c, id, job, run, start)
 		return
 	}
-	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: s.opts.Model,
+	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: m.name,
 		Choices: make([]chatChoice, job.N)}
 	observe := s.metrics.run(start)
 	for ev := range run.Events() {

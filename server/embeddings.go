@@ -39,12 +39,23 @@ func (s *Server) embeddings(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	inputs, err := s.checkEmbeddings(&req)
+	l, ok := s.use(c, req.Model, nil)
+	if !ok {
+		return
+	}
+	defer l.Release()
+	m := l.Value()
+	inputs, err := s.checkEmbeddings(m, &req)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	emb, err := s.e.Embed(inputs)
+	release, ok := s.enter(c, l, 1)
+	if !ok {
+		return
+	}
+	defer release()
+	emb, err := m.e.Embed(inputs)
 	if err != nil {
 		abort(c, err)
 		return
@@ -55,17 +66,14 @@ func (s *Server) embeddings(c *gin.Context) {
 		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(v, req.EncodingFormat)}
 	}
 	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": s.opts.Model,
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": m.name,
 		"usage": gin.H{"prompt_tokens": emb.Tokens, "total_tokens": emb.Tokens}})
 }
 
 // checkEmbeddings reads the inputs: text, or images as data URLs.
-func (s *Server) checkEmbeddings(r *embeddingRequest) ([]llm.EmbedInput, error) {
-	if err := s.checkModel(r.Model); err != nil {
-		return nil, err
-	}
-	if !s.e.Info().Embeds {
-		return nil, invalid("model", "the model %q has no TokLIP text tower to embed with", r.Model)
+func (s *Server) checkEmbeddings(m *served, r *embeddingRequest) ([]llm.EmbedInput, error) {
+	if !m.info.Embeds {
+		return nil, invalid("model", "the model %q has no TokLIP text tower to embed with", m.name)
 	}
 	var inputs []string
 	var one string

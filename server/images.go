@@ -48,11 +48,8 @@ type imageJob struct {
 	stream          bool
 }
 
-func (s *Server) checkImages(r *imageRequest) (*imageJob, error) {
-	if err := s.checkModel(r.Model); err != nil {
-		return nil, err
-	}
-	if !s.e.Info().Draws {
+func (s *Server) checkImages(m *served, r *imageRequest) (*imageJob, error) {
+	if !m.info.Draws {
 		return nil, invalid("model", "the model %q does not draw images", r.Model)
 	}
 	if r.Prompt == "" {
@@ -162,19 +159,25 @@ func (s *Server) generateImages(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	s.imageDefaults(&req)
-	job, err := s.checkImages(&req)
+	l, ok := s.use(c, req.Model, nil)
+	if !ok {
+		return
+	}
+	defer l.Release()
+	m := l.Value()
+	imageDefaults(m, &req)
+	job, err := s.checkImages(m, &req)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	release, ok := s.queue.enter(c, 2*job.N) // each image a guided pair of sequences
+	release, ok := s.enter(c, l, 2*job.N) // each image a guided pair of sequences
 	if !ok {
 		return
 	}
 	defer release()
 	start := time.Now()
-	run, err := s.e.Draw(c.Request.Context(), job.DrawRequest)
+	run, err := m.e.Draw(c.Request.Context(), job.DrawRequest)
 	if err != nil {
 		abort(c, err)
 		return

@@ -1,10 +1,42 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/sched"
 )
+
+// The models a server answers for: the engine given to New (if any) under Options.Model, and
+// every model of Options.Store (the embedded demo model among them). Each loads on its first
+// request and stays loaded as the scheduler decides (package sched): for its keep-alive after
+// its last request, or until a model that does not fit the memory budget beside it is asked for.
+
+// served is a loaded model as the handlers use it: its engine and its Modelfile's defaults.
+type served struct {
+	name     string
+	e        *llm.Engine
+	info     llm.Info
+	mf       *modelfiles.Modelfile // nil: none (a model given by its files)
+	defaults modelfiles.Options    // mf's parameters
+	own      bool                  // the server opened e, and closes it when unloading it
+}
+
+func (m *served) Close() error {
+	if m.own {
+		m.e.Close()
+	}
+	return nil
+}
 
 // model is OpenAI's Model object, with the modalities toklip's model reads and writes.
 type model struct {
@@ -16,25 +48,258 @@ type model struct {
 	Output  []string `json:"output_modalities"`
 }
 
-func (s *Server) model() model {
-	m := model{ID: s.opts.Model, Object: "model", Created: s.created, OwnedBy: "toklip", Input: []string{"text"}, Output: []string{"text"}}
-	if in := s.e.Info(); in.ReadsImages {
+// entry is a model the server can serve, loaded or not.
+type entry struct {
+	name     string
+	files    modelfiles.Files // empty for the engine given to New
+	manifest modelfiles.Manifest
+	info     llm.Info // from the loaded engine, or the files' headers
+}
+
+func (en entry) model() model {
+	m := model{ID: en.name, Object: "model", Created: en.manifest.Created.Unix(), OwnedBy: "toklip", Input: []string{"text"}, Output: []string{"text"}}
+	if en.info.ReadsImages {
 		m.Input = append(m.Input, "image")
-		if in.Draws {
-			m.Output = append(m.Output, "image")
-		}
+	}
+	if en.info.Draws {
+		m.Output = append(m.Output, "image")
 	}
 	return m
 }
 
-func (s *Server) listModels(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": []model{s.model()}})
+// modelNotFound is the answer for a name the server does not have.
+func modelNotFound(name string) error {
+	return withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: ptr("model"),
+		Message: "the model " + quote(name) + " does not exist: GET /v1/models (or `toklip list`) shows the models this server has"}, "model_not_found")
 }
 
-func (s *Server) getModel(c *gin.Context) {
-	if err := s.checkModel(c.Param("model")); err != nil {
+// canonical is a request's model name as the store names it: ollama's clients may add the
+// default tag.
+func canonical(name string) string { return strings.TrimSuffix(name, ":latest") }
+
+// lookup finds a model without loading it; the store's blobs are not hashed (Get does that when
+// it loads).
+func (s *Server) lookup(name string) (entry, error) {
+	name = canonical(name)
+	if name == "" {
+		return entry{}, invalid("model", "model is required")
+	}
+	if f := s.fixed; f != nil && name == f.name {
+		return entry{name: name, info: f.info, manifest: modelfiles.Manifest{Name: name, Created: time.Unix(s.created, 0)}}, nil
+	}
+	if s.opts.Store == nil {
+		return entry{}, modelNotFound(name)
+	}
+	en := entry{name: name}
+	if name == modelfiles.DemoName {
+		f, err := modelfiles.Demo()
+		if err != nil {
+			return en, err
+		}
+		en.files, en.manifest = f, modelfiles.Manifest{Name: name, Created: time.Unix(s.created, 0)}
+	} else {
+		ms, err := s.opts.Store.List()
+		if err != nil {
+			return en, err
+		}
+		i := -1
+		for j, m := range ms {
+			if m.Name == name {
+				i = j
+			}
+		}
+		if i < 0 {
+			return en, modelNotFound(name)
+		}
+		en.manifest, en.files = ms[i], s.opts.Store.Files(ms[i])
+	}
+	var err error
+	if en.info, err = s.inspect(en); err != nil {
+		return en, fmt.Errorf("the model %q: %w", name, err)
+	}
+	return en, nil
+}
+
+// inspect reads what a stored model can do from its files' headers, once per content.
+func (s *Server) inspect(en entry) (llm.Info, error) {
+	key := en.manifest.LM + " " + en.manifest.Vision
+	if en.name == modelfiles.DemoName {
+		key = en.files.LM + " " + en.files.Vision
+	}
+	s.infoMu.Lock()
+	in, ok := s.infos[key]
+	s.infoMu.Unlock()
+	if ok {
+		return in, nil
+	}
+	mf, err := s.modelfile(en)
+	if err != nil {
+		return in, err
+	}
+	in, err = llm.Inspect(en.files.LM, en.files.Vision, s.engineOptions(mf))
+	if err != nil {
+		return in, err
+	}
+	s.infoMu.Lock()
+	s.infos[key] = in
+	s.infoMu.Unlock()
+	return in, nil
+}
+
+func (s *Server) modelfile(en entry) (*modelfiles.Modelfile, error) {
+	if en.name == modelfiles.DemoName {
+		return modelfiles.DemoModelfile()
+	}
+	return en.manifest.Parsed()
+}
+
+// engineOptions are the options a stored model is opened with: the server's, adjusted by its
+// Modelfile.
+func (s *Server) engineOptions(mf *modelfiles.Modelfile) llm.EngineOptions {
+	o := s.opts.Engine
+	if s.opts.Configure != nil {
+		s.opts.Configure(&o, mf)
+	}
+	return o
+}
+
+// resolve tells the scheduler what loading a name takes. A stored model's blobs are checked
+// against their digests here, when it loads.
+func (s *Server) resolve(name string) (sched.Spec[*served], error) {
+	if f := s.fixed; f != nil && name == f.name {
+		return sched.Spec[*served]{Size: f.info.Memory, Slots: f.info.Sequences, Open: func(context.Context) (*served, error) { return f, nil }}, nil
+	}
+	var en entry
+	var err error
+	if name == modelfiles.DemoName || s.opts.Store == nil {
+		en, err = s.lookup(name)
+	} else if err = modelfiles.CheckName(name); err == nil {
+		// Get checks the blobs against their digests before their headers are read.
+		en.name = name
+		if en.manifest, en.files, err = s.opts.Store.Get(name); err == nil {
+			en.info, err = s.inspect(en)
+		}
+	}
+	var ne *modelfiles.NameError
+	if errors.Is(err, modelfiles.ErrNotFound) || errors.As(err, &ne) {
+		return sched.Spec[*served]{}, modelNotFound(name)
+	}
+	if err != nil {
+		return sched.Spec[*served]{}, err
+	}
+	mf, err := s.modelfile(en)
+	if err != nil {
+		return sched.Spec[*served]{}, err
+	}
+	o := s.engineOptions(mf)
+	return sched.Spec[*served]{Size: en.info.Memory, Slots: en.info.Sequences, Open: func(ctx context.Context) (*served, error) {
+		e, err := s.opts.Open(ctx, en.files.LM, en.files.Vision, o)
+		if err != nil {
+			return nil, fmt.Errorf("loading the model %q failed: %w", name, err)
+		}
+		return &served{name: name, e: e, info: e.Info(), mf: mf, defaults: mf.Options(), own: true}, nil
+	}}, nil
+}
+
+// lease is a request's hold on its model (loaded first if need be).
+type lease = sched.Lease[*served]
+
+// use returns the request's model, loading it if it is not loaded, or answers the request with
+// why not. keepAlive, if not nil, is the request's keep_alive. Release the lease when done.
+func (s *Server) use(c *gin.Context, name string, keepAlive *time.Duration) (*lease, bool) {
+	name = canonical(name)
+	if name == "" {
+		abort(c, invalid("model", "model is required"))
+		return nil, false
+	}
+	l, err := s.models.Get(c.Request.Context(), name, keepAlive)
+	var tooBig *sched.TooBigError
+	switch {
+	case err == nil:
+		return l, true
+	case c.Request.Context().Err() != nil:
+		c.Abort() // nobody is there to read an answer
+	case errors.As(err, &tooBig):
+		abort(c, withCode(&apiError{Status: http.StatusInsufficientStorage, Type: "server_error", Param: ptr("model"), Message: err.Error()}, "model_too_large"))
+	case errors.Is(err, sched.ErrClosed):
+		abort(c, &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: err.Error()})
+	default:
+		var ae *apiError
+		if !errors.As(err, &ae) { // a load that failed: every request waiting on it gets this
+			err = withCode(&apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}, "model_load_failed")
+		}
+		abort(c, err)
+	}
+	return nil, false
+}
+
+// enter admits a request to its model's engine for weight sequences (queue.go in package sched:
+// one number, the engine's sequences, limits both), or answers it with 429 when the queue is full.
+func (s *Server) enter(c *gin.Context, l *lease, weight int) (release func(), ok bool) {
+	release, err := l.Enter(c.Request.Context(), weight)
+	switch {
+	case err == nil:
+		return release, true
+	case errors.Is(err, sched.ErrBusy):
+		c.Header("Retry-After", "1")
+		abort(c, withCode(&apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Message: err.Error()}, "server_busy"))
+	default:
+		c.Abort() // the client left while it waited
+	}
+	return nil, false
+}
+
+// entries lists every model the server can serve, each with what it can do.
+func (s *Server) entries() ([]entry, error) {
+	var out []entry
+	if f := s.fixed; f != nil {
+		out = append(out, entry{name: f.name, info: f.info, manifest: modelfiles.Manifest{Name: f.name, Created: time.Unix(s.created, 0)}})
+	}
+	if s.opts.Store == nil {
+		return out, nil
+	}
+	ms, err := s.opts.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if s.fixed != nil && m.Name == s.fixed.name {
+			continue
+		}
+		en, err := s.lookup(m.Name)
+		if err != nil {
+			continue // damaged, or removed since listed: a request for it says why
+		}
+		en.manifest.Size = max(en.manifest.Size, m.Size)
+		out = append(out, en)
+	}
+	return out, nil
+}
+
+func (s *Server) listModels(c *gin.Context) {
+	es, err := s.entries()
+	if err != nil {
 		abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.model())
+	data := make([]model, len(es))
+	for i, en := range es {
+		data[i] = en.model()
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func (s *Server) getModel(c *gin.Context) {
+	en, err := s.lookup(c.Param("model"))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, en.model())
+}
+
+// infos caches Inspect's answers by file content.
+type infoCache struct {
+	infoMu sync.Mutex
+	infos  map[string]llm.Info
 }

@@ -5,7 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/ollama/ollama/api"
-	ollamamodel "github.com/ollama/ollama/types/model"
 
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
@@ -37,80 +37,24 @@ func (s *Server) ollamaRoutes(r *gin.Engine) {
 	r.HEAD("/", running)
 	r.GET("/", running)
 	r.GET("/api/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": OllamaAPIVersion}) })
-	a := r.Group("/api", s.authorize, s.whenReady)
+	a := r.Group("/api", s.authorize)
 	a.GET("/tags", s.ollamaTags)
 	a.GET("/ps", s.ollamaPS)
 	a.POST("/show", s.readBody, s.ollamaShow)
+	a.POST("/create", s.readBody, s.ollamaCreate)
+	a.POST("/copy", s.readBody, s.ollamaCopy)
+	a.DELETE("/delete", s.readBody, s.ollamaDelete)
 	a.POST("/chat", s.readBody, s.ollamaChat)
 	a.POST("/generate", s.readBody, s.ollamaGenerate)
-	a.POST("/embed", s.readBody, func(c *gin.Context) { s.queue.admit(c) }, s.ollamaEmbed)
-}
-
-// ollamaModel checks a request's model name; ollama's clients may add the default tag.
-func (s *Server) ollamaModel(name string) error {
-	return s.checkModel(strings.TrimSuffix(name, ":latest"))
-}
-
-func (s *Server) ollamaTags(c *gin.Context) {
-	c.JSON(http.StatusOK, api.ListResponse{Models: []api.ListModelResponse{{
-		Name: s.opts.Model + ":latest", Model: s.opts.Model + ":latest", ModifiedAt: time.Unix(s.created, 0),
-		Details: api.ModelDetails{Format: "gguf", Family: "toklip"},
-	}}})
-}
-
-// ollamaPS lists the loaded model. One server holds one model, loaded for as long as it runs:
-// no expiry (ollama's zero time).
-func (s *Server) ollamaPS(c *gin.Context) {
-	in := s.e.Info()
-	c.JSON(http.StatusOK, api.ProcessResponse{Models: []api.ProcessModelResponse{{
-		Name: s.opts.Model + ":latest", Model: s.opts.Model + ":latest", Size: in.FileBytes, ContextLength: in.ContextLength,
-		Details: api.ModelDetails{Format: "gguf", Family: "toklip"},
-	}}})
-}
-
-func (s *Server) ollamaShow(c *gin.Context) {
-	var req api.ShowRequest
-	if err := decode(c.Request.Body, &req); err != nil {
-		abort(c, err)
-		return
-	}
-	if req.Model == "" {
-		req.Model = req.Name // the older field
-	}
-	if err := s.ollamaModel(req.Model); err != nil {
-		abort(c, err)
-		return
-	}
-	resp := api.ShowResponse{Details: api.ModelDetails{Format: "gguf", Family: "toklip"}, ModifiedAt: time.Unix(s.created, 0),
-		Capabilities: []ollamamodel.Capability{ollamamodel.CapabilityCompletion}}
-	in := s.e.Info()
-	if in.ReadsImages {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityVision)
-	}
-	if in.Embeds {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityEmbedding)
-	}
-	if in.Draws {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityImage)
-	}
-	resp.ModelInfo = map[string]any{"general.architecture": "toklip", "toklip.context_length": in.ContextLength, "toklip.vocab_size": in.Vocab}
-	if d := s.opts.Defaults; d != nil {
-		resp.Modelfile, resp.System = d.String(), d.System
-		var params strings.Builder
-		for _, p := range d.Parameters {
-			fmt.Fprintf(&params, "%-16s %s\n", p.Name, p.Value)
-		}
-		resp.Parameters = params.String()
-	}
-	c.JSON(http.StatusOK, resp)
+	a.POST("/embed", s.readBody, s.ollamaEmbed)
 }
 
 // ollamaOptions are a request's options as the engine's: ollama's defaults, the Modelfile's
 // PARAMETERs over them, the request's options over those (ollama's names and types, checked by
 // its own api.Options.FromMap).
-func (s *Server) ollamaOptions(reqOpts map[string]any, format json.RawMessage) (llm.ChatOptions, error) {
+func ollamaOptions(m *served, reqOpts map[string]any, format json.RawMessage) (llm.ChatOptions, error) {
 	o := api.DefaultOptions()
-	d := s.defaults
+	d := m.defaults
 	set := func(dst *float32, v *float64) {
 		if v != nil {
 			*dst = float32(*v)
@@ -134,6 +78,32 @@ func (s *Server) ollamaOptions(reqOpts map[string]any, format json.RawMessage) (
 		o.Stop = d.Stop
 	}
 	var opts llm.ChatOptions
+	opts.Image.Guidance = llm.DefaultGuidance
+	if d.Guidance != nil {
+		opts.Image.Guidance = float32(*d.Guidance)
+	}
+	// toklip's own options, which ollama's would warn of and drop: draw (answers may hold images,
+	// as OpenAI's modalities ["text", "image"]) and guidance_scale.
+	reqOpts = maps.Clone(reqOpts)
+	if v, ok := reqOpts["draw"]; ok {
+		b, ok := v.(bool)
+		if !ok {
+			return opts, invalid("options", "options.draw must be true or false")
+		}
+		if b && !m.info.Draws {
+			return opts, invalid("options", "this model does not draw images")
+		}
+		opts.Images = b
+		delete(reqOpts, "draw")
+	}
+	if v, ok := reqOpts["guidance_scale"]; ok {
+		g, ok := v.(float64)
+		if !ok || g < 1 || g > 20 {
+			return opts, invalid("options", "options.guidance_scale must be a number in [1, 20]")
+		}
+		opts.Image.Guidance = float32(g)
+		delete(reqOpts, "guidance_scale")
+	}
 	if err := o.FromMap(reqOpts); err != nil {
 		return opts, invalid("options", "options: %v", err)
 	}
@@ -150,10 +120,6 @@ func (s *Server) ollamaOptions(reqOpts map[string]any, format json.RawMessage) (
 		opts.MaxTokens = o.NumPredict
 	}
 	opts.Stop = o.Stop
-	opts.Image.Guidance = llm.DefaultGuidance
-	if d.Guidance != nil {
-		opts.Image.Guidance = float32(*d.Guidance)
-	}
 	opts.Image.Sampler.Seed = seed
 	switch f := string(bytes.TrimSpace(format)); f {
 	case "", `""`, "null":
@@ -202,14 +168,55 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if err := s.ollamaModel(req.Model); err != nil {
-		abort(c, err)
+	if len(req.Messages) == 0 { // ollama's way to load or unload a model
+		s.loadOrUnload(c, req.Model, req.KeepAlive, func(reason string) any {
+			return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant"}, Done: true, DoneReason: reason}
+		})
 		return
 	}
-	s.answerOllama(c, req.Messages, req.Options, req.Format, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
-		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: text},
-			Done: done, DoneReason: reason, Metrics: m}
+	l, ok := s.use(c, req.Model, keepAlive(req.KeepAlive))
+	if !ok {
+		return
+	}
+	defer l.Release()
+	s.answerOllama(c, l, req.Messages, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
+		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: p.text, Images: p.images},
+			Done: p.done, DoneReason: p.reason, Metrics: p.metrics}
 	})
+}
+
+// keepAlive is a request's keep_alive as the scheduler's (ollama's client sends a negative one
+// as the longest duration there is: forever).
+func keepAlive(d *api.Duration) *time.Duration {
+	if d == nil {
+		return nil
+	}
+	v := d.Duration
+	if v == math.MaxInt64 {
+		v = -1
+	}
+	return &v
+}
+
+// loadOrUnload answers a chat or generate request with nothing to answer, as ollama does: with
+// keep_alive 0 it unloads the model (once its requests end; `ollama stop` sends this), otherwise
+// it loads it and keeps it for its keep_alive.
+func (s *Server) loadOrUnload(c *gin.Context, name string, ka *api.Duration, done func(reason string) any) {
+	if d := keepAlive(ka); d != nil && *d == 0 {
+		if _, err := s.lookup(name); err != nil && !s.models.Unload(canonical(name)) {
+			abort(c, err)
+			return
+		}
+		s.models.Unload(canonical(name))
+		c.JSON(http.StatusOK, done("unload"))
+		return
+	}
+	l, ok := s.use(c, name, keepAlive(ka))
+	if !ok {
+		return
+	}
+	l.Release()
+	c.JSON(http.StatusOK, done("load"))
 }
 
 func (s *Server) ollamaGenerate(c *gin.Context) {
@@ -218,12 +225,19 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if err := s.ollamaModel(req.Model); err != nil {
-		abort(c, err)
+	if req.Prompt == "" && len(req.Images) == 0 { // ollama's way to load or unload a model
+		s.loadOrUnload(c, req.Model, req.KeepAlive, func(reason string) any {
+			return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Done: true, DoneReason: reason}
+		})
 		return
 	}
+	l, ok := s.use(c, req.Model, keepAlive(req.KeepAlive))
+	if !ok {
+		return
+	}
+	defer l.Release()
 	if req.Width > 0 || req.Height > 0 { // ollama's (experimental) image generation
-		s.ollamaDraw(c, &req)
+		s.ollamaDraw(c, l, &req)
 		return
 	}
 	if req.Raw || req.Template != "" || req.Suffix != "" || len(req.Context) > 0 {
@@ -234,8 +248,12 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 	if req.System != "" {
 		msgs = append([]api.Message{{Role: "system", Content: req.System}}, msgs...)
 	}
-	s.answerOllama(c, msgs, req.Options, req.Format, req.Stream, func(text string, done bool, reason string, m api.Metrics) any {
-		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: text, Done: done, DoneReason: reason, Metrics: m}
+	if _, draws := req.Options["draw"]; draws {
+		abort(c, invalid("options", "options.draw is read by /api/chat; /api/generate draws with width and height"))
+		return
+	}
+	s.answerOllama(c, l, msgs, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
+		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: p.text, Done: p.done, DoneReason: p.reason, Metrics: p.metrics}
 	})
 }
 
@@ -244,8 +262,9 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 // model draws at its own size, whatever width and height ask. Options: temperature, top_k, seed
 // (the ids' sampler: the Modelfile's image_temperature and image_top_k otherwise, temperature 1),
 // and toklip's guidance_scale.
-func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
-	if !s.e.Info().Draws {
+func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) {
+	m := l.Value()
+	if !m.info.Draws {
 		abort(c, invalid("model", "the model %q does not draw images", req.Model))
 		return
 	}
@@ -286,19 +305,19 @@ func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
 	if seed != nil {
 		r.Seed = ptr(int64(*seed))
 	}
-	s.imageDefaults(&r)
-	job, err := s.checkImages(&r)
+	imageDefaults(m, &r)
+	job, err := s.checkImages(m, &r)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	release, ok := s.queue.enter(c, 2) // a guided pair of sequences
+	release, ok := s.enter(c, l, 2) // a guided pair of sequences
 	if !ok {
 		return
 	}
 	defer release()
 	start := time.Now()
-	run, err := s.e.Draw(c.Request.Context(), job.DrawRequest)
+	run, err := m.e.Draw(c.Request.Context(), job.DrawRequest)
 	if err != nil {
 		abort(c, err)
 		return
@@ -344,11 +363,21 @@ func (s *Server) ollamaDraw(c *gin.Context, req *api.GenerateRequest) {
 	}
 }
 
+// ollamaPiece is one object of an answer: text, or images drawn (a chat's), or the end.
+type ollamaPiece struct {
+	text    string
+	images  []api.ImageData // PNG
+	done    bool
+	reason  string
+	metrics api.Metrics
+}
+
 // answerOllama checks ollama's messages and options, runs the chat and writes it as ollama does: newline-delimited JSON objects of text
 // (reply builds each one), the last with done, its reason and the counts and durations; or, with
 // stream false, that last object holding the whole text.
-func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options map[string]any, format json.RawMessage, stream *bool, reply func(text string, done bool, reason string, m api.Metrics) any) {
-	opts, err := s.ollamaOptions(options, format)
+func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, options map[string]any, format json.RawMessage, stream *bool, reply func(ollamaPiece) any) {
+	md := l.Value()
+	opts, err := ollamaOptions(md, options, format)
 	if err != nil {
 		abort(c, err)
 		return
@@ -358,14 +387,18 @@ func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options ma
 		abort(c, err)
 		return
 	}
-	msgs = withSystem(msgs, s.opts.Defaults)
-	release, ok := s.queue.enter(c, 1)
+	msgs = withSystem(msgs, md.mf)
+	weight := 1
+	if opts.Images {
+		weight = 2 // a guided pair of sequences
+	}
+	release, ok := s.enter(c, l, weight)
 	if !ok {
 		return
 	}
 	defer release()
 	start := time.Now()
-	run, err := s.e.Chat(c.Request.Context(), llm.ChatRequest{Messages: msgs, Options: opts})
+	run, err := md.e.Chat(c.Request.Context(), llm.ChatRequest{Messages: msgs, Options: opts})
 	if err != nil {
 		abort(c, err)
 		return
@@ -377,6 +410,7 @@ func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options ma
 		line = newNDJSON(c).send
 	}
 	var text strings.Builder
+	var images []api.ImageData
 	var firstOut time.Time
 	reason := "stop"
 	observe := s.metrics.run(start)
@@ -389,7 +423,17 @@ func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options ma
 			}
 			text.WriteString(ev.Text)
 			if streaming {
-				line(reply(ev.Text, false, "", api.Metrics{}))
+				line(reply(ollamaPiece{text: ev.Text}))
+			}
+		case llm.ImageDone:
+			png, err := encodeBytes(ev.Image.Image, "png")
+			if err != nil {
+				abort(c, err)
+				return
+			}
+			images = append(images, png)
+			if streaming {
+				line(reply(ollamaPiece{images: []api.ImageData{png}}))
 			}
 		case llm.ChoiceDone:
 			reason = ev.Answer.FinishReason
@@ -408,9 +452,9 @@ func (s *Server) answerOllama(c *gin.Context, messages []api.Message, options ma
 			m := api.Metrics{TotalDuration: time.Since(start), PromptEvalCount: ev.PromptTokens, PromptEvalDuration: firstOut.Sub(start),
 				EvalCount: ev.CompletionTokens, EvalDuration: time.Since(firstOut)}
 			if streaming {
-				line(reply("", true, reason, m))
+				line(reply(ollamaPiece{done: true, reason: reason, metrics: m}))
 			} else {
-				c.JSON(http.StatusOK, reply(text.String(), true, reason, m))
+				c.JSON(http.StatusOK, reply(ollamaPiece{text: text.String(), images: images, done: true, reason: reason, metrics: m}))
 			}
 		}
 	}
@@ -427,13 +471,24 @@ func (s *Server) ollamaEmbed(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	inputs, err := s.checkEmbeddings(&embeddingRequest{Input: raw, Model: strings.TrimSuffix(req.Model, ":latest")})
+	l, ok := s.use(c, req.Model, keepAlive(req.KeepAlive))
+	if !ok {
+		return
+	}
+	defer l.Release()
+	m := l.Value()
+	inputs, err := s.checkEmbeddings(m, &embeddingRequest{Input: raw, Model: m.name})
 	if err != nil {
 		abort(c, err)
 		return
 	}
+	release, ok := s.enter(c, l, 1)
+	if !ok {
+		return
+	}
+	defer release()
 	start := time.Now()
-	emb, err := s.e.Embed(inputs)
+	emb, err := m.e.Embed(inputs)
 	if err != nil {
 		abort(c, err)
 		return

@@ -227,12 +227,12 @@ func orDefault[T any](field **T, def *T) {
 	}
 }
 
-func (s *Server) chatDefaults(r *chatRequest) {
-	d := s.opts.Defaults
+func chatDefaults(m *served, r *chatRequest) {
+	d := m.mf
 	if d == nil {
 		return
 	}
-	o := s.defaults
+	o := m.defaults
 	orDefault(&r.Temperature, o.Temperature)
 	orDefault(&r.TopP, o.TopP)
 	orDefault(&r.PresencePenalty, o.PresencePenalty)
@@ -261,8 +261,8 @@ func (s *Server) chatDefaults(r *chatRequest) {
 	r.Messages = append(head, r.Messages...)
 }
 
-func (s *Server) imageDefaults(r *imageRequest) {
-	o := s.defaults
+func imageDefaults(m *served, r *imageRequest) {
+	o := m.defaults
 	orDefault(&r.GuidanceScale, o.Guidance)
 	orDefault(&r.Temperature, o.ImageTemperature)
 	if o.Seed != nil && r.Seed == nil {

@@ -8,6 +8,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"strings"
@@ -18,15 +19,33 @@ import (
 
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/sched"
+	"github.com/toklip/toklip/visiontok"
 )
 
 // Options are the server's limits and settings.
 type Options struct {
-	Model string // the name clients use for the loaded model
-	// Defaults is the model's Modelfile: its parameters, SYSTEM and MESSAGEs fill what a request
-	// leaves out (nil: OpenAI's defaults).
-	Defaults     *modelfiles.Modelfile
-	APIKey       string // if set, every /v1 request must carry "Authorization: Bearer <key>"
+	// Model names the engine given to New (nil: none), and Defaults is its Modelfile: its
+	// parameters, SYSTEM and MESSAGEs fill what a request leaves out (nil: OpenAI's defaults).
+	Model    string
+	Defaults *modelfiles.Modelfile
+	// Store, if set, holds the other models requests may name (the embedded demo model is one
+	// of them); each loads on its first request, opened by Open (default llm.Open) with Engine,
+	// which Configure, if set, adjusts for one model by its Modelfile (its num_gpu).
+	Store     *modelfiles.Store
+	Engine    llm.EngineOptions
+	Configure func(o *llm.EngineOptions, mf *modelfiles.Modelfile)
+	Open      func(ctx context.Context, lmPath, visionPath string, opts llm.EngineOptions) (*llm.Engine, error)
+	// Memory is the bytes all loaded models may take (weights and KV caches, llm.Inspect's
+	// estimate); a model that does not fit beside the others unloads the idle ones, least
+	// recently used first. 0: no limit.
+	Memory int64
+	// KeepAlive is how long a model stays loaded after its last request when the request does
+	// not say (ollama's keep_alive): nil is 5 minutes, 0 unloads it at once, negative never.
+	// The engine given to New stays loaded unless a request says otherwise.
+	KeepAlive *time.Duration
+
+	APIKey       string // if set, every /v1 and /api request must carry "Authorization: Bearer <key>"
 	MaxBodyBytes int64  // request body limit; default 32 MiB
 	// BodyTimeout is how long a client may take to send its body (default 60 s); the bodies being
 	// read or held take at most MaxBodyMemory bytes together (default 8 x MaxBodyBytes), and
@@ -35,8 +54,9 @@ type Options struct {
 	MaxBodyMemory int64
 	MaxImages     int // images per request; default 8
 	MaxN          int // choices or images per request; default 8
-	// Requests run at once as far as the engine's sequences go (its one limit: see queue);
-	// MaxQueue more may wait (default 64), and beyond that they get 429.
+	// Requests to a model run at once as far as its engine's sequences go (its one limit: see
+	// sched's queue); MaxQueue more may wait for each model (default 64), and beyond that they
+	// get 429.
 	MaxQueue int
 	// ImageHosts are the hosts image_url may name over http(s) ("*.example.com": its
 	// subdomains); none by default. Fetches get FetchTimeout (default 10 s) and TokLIP's byte
@@ -45,30 +65,25 @@ type Options struct {
 	FetchTimeout time.Duration
 }
 
-// Server serves one engine.
+// DefaultKeepAlive is how long a model stays loaded after its last request, as in ollama.
+const DefaultKeepAlive = 5 * time.Minute
+
+// Server serves the models of a store, and an engine given to it.
 type Server struct {
-	e        *llm.Engine // set once, before ready
-	ready    atomic.Bool // false while the model loads: /health and /v1 answer 503
-	opts     Options
-	defaults modelfiles.Options // opts.Defaults' parameters
-	created  int64
-	metrics  *metrics
-	queue    *queue
-	bodies   *bodies     // request bodies: read whole before admission, within a byte budget
-	images   *imageStore // drawn images served by URL
-	fetch    *fetcher    // nil: image URLs are not fetched
+	opts    Options
+	fixed   *served // the engine given to New, or nil
+	models  *sched.Scheduler[*served]
+	loading atomic.Int32 // preloads under way: /health answers 503 while there are any
+	created int64
+	metrics *metrics
+	bodies  *bodies     // request bodies: read whole before admission, within a byte budget
+	images  *imageStore // drawn images served by URL
+	fetch   *fetcher    // nil: image URLs are not fetched
+	infoCache
 }
 
-// New serves e under opts.Model.
+// New serves e (nil: none) under opts.Model, and the models of opts.Store.
 func New(e *llm.Engine, opts Options) *Server {
-	s := NewLoading(opts)
-	s.Ready(e)
-	return s
-}
-
-// NewLoading returns a server that answers 503 (with Retry-After) until Ready gives it its
-// engine, so that it can listen while a large model loads.
-func NewLoading(opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 32 << 20
 	}
@@ -90,29 +105,48 @@ func NewLoading(opts Options) *Server {
 	if opts.MaxBodyMemory <= 0 {
 		opts.MaxBodyMemory = 8 * opts.MaxBodyBytes
 	}
+	if opts.Open == nil {
+		opts.Open = llm.Open
+	}
+	keepAlive := DefaultKeepAlive
+	if e != nil && opts.Store == nil {
+		keepAlive = -1 // the server's one model
+	}
+	if opts.KeepAlive != nil {
+		keepAlive = *opts.KeepAlive
+	}
 	m := newMetrics()
-	return &Server{opts: opts, defaults: opts.Defaults.Options(), created: time.Now().Unix(), metrics: m,
+	s := &Server{opts: opts, created: time.Now().Unix(), metrics: m, infoCache: infoCache{infos: map[string]llm.Info{}},
 		bodies: newBodies(opts.MaxBodyBytes, opts.MaxBodyMemory, opts.BodyTimeout), images: newImageStore(time.Hour, 256<<20)}
+	if e != nil {
+		s.fixed = &served{name: opts.Model, e: e, info: e.Info(), mf: opts.Defaults, defaults: opts.Defaults.Options()}
+	}
+	s.models = sched.New(s.resolve, sched.Options{Budget: opts.Memory, KeepAlive: keepAlive, MaxQueue: opts.MaxQueue,
+		Queued: m.queued, Running: m.running})
+	if len(opts.ImageHosts) > 0 {
+		s.fetch = newFetcher(opts.ImageHosts, opts.FetchTimeout, visiontok.DefaultLimits.MaxBytes)
+	}
+	if s.fixed != nil { // loaded already: listed as loaded from the start
+		s.Preload(context.Background(), s.fixed.name)
+	}
+	return s
 }
 
-// Ready starts serving e. Call it once.
-func (s *Server) Ready(e *llm.Engine) {
-	s.e = e
-	s.queue = newQueue(e.Info().Sequences, s.opts.MaxQueue, s.metrics)
-	if len(s.opts.ImageHosts) > 0 {
-		s.fetch = newFetcher(s.opts.ImageHosts, s.opts.FetchTimeout, e.Info().ImageLimits.MaxBytes)
+// Preload loads a model before any request names it, with the default keep-alive; /health
+// answers 503 (loading) until it is in.
+func (s *Server) Preload(ctx context.Context, name string) error {
+	s.loading.Add(1)
+	defer s.loading.Add(-1)
+	l, err := s.models.Get(ctx, canonical(name), nil)
+	if err != nil {
+		return err
 	}
-	s.ready.Store(true) // publishes s.e, s.queue and s.fetch to the handlers, which load ready first
+	l.Release()
+	return nil
 }
 
-// whenReady answers 503 while the model loads.
-func (s *Server) whenReady(c *gin.Context) {
-	if !s.ready.Load() {
-		c.Header("Retry-After", "5")
-		abort(c, withCode(&apiError{Status: http.StatusServiceUnavailable, Type: "server_error",
-			Message: "the model " + quote(s.opts.Model) + " is loading; retry shortly"}, "model_loading"))
-	}
-}
+// Close unloads every model once its requests end.
+func (s *Server) Close() { s.models.Close() }
 
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
@@ -126,7 +160,7 @@ func (s *Server) Handler() http.Handler {
 			Message: "no route " + c.Request.Method + " " + c.Request.URL.Path}, "unknown_url"))
 	})
 	r.GET("/health", func(c *gin.Context) {
-		if !s.ready.Load() {
+		if s.loading.Load() > 0 {
 			c.Header("Retry-After", "5")
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
 			return
@@ -136,12 +170,12 @@ func (s *Server) Handler() http.Handler {
 	r.GET("/metrics", s.metrics.handler())
 	s.ollamaRoutes(r)
 	r.GET("/images/:id", s.serveImage)
-	v1 := r.Group("/v1", s.authorize, s.whenReady)
+	v1 := r.Group("/v1", s.authorize)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:model", s.getModel)
 	v1.POST("/chat/completions", s.readBody, s.chat)             // admitted once its size is known
 	v1.POST("/images/generations", s.readBody, s.generateImages) // likewise
-	v1.POST("/embeddings", s.readBody, func(c *gin.Context) { s.queue.admit(c) }, s.embeddings)
+	v1.POST("/embeddings", s.readBody, s.embeddings)
 	return r
 }
 
@@ -162,18 +196,6 @@ func (s *Server) authorize(c *gin.Context) {
 		abort(c, withCode(&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error",
 			Message: "a valid API key is required: send it as Authorization: Bearer <key>"}, "invalid_api_key"))
 	}
-}
-
-// checkModel refuses a request for another model than the one loaded.
-func (s *Server) checkModel(name string) error {
-	if name == "" {
-		return invalid("model", "model is required")
-	}
-	if name != s.opts.Model {
-		return withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: ptr("model"),
-			Message: "the model " + quote(name) + " does not exist; this server runs " + quote(s.opts.Model)}, "model_not_found")
-	}
-	return nil
 }
 
 func ptr[T any](v T) *T { return &v }

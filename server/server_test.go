@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,10 +482,18 @@ func TestImageURL(t *testing.T) {
 	}
 }
 
-// While the model loads, /health and the API answer 503 with Retry-After (the API with OpenAI's
-// error object); once it is in, 200.
-func TestLoading(t *testing.T) {
-	s := server.NewLoading(server.Options{Model: modelfiles.DemoName})
+// While the model named at start loads, /health answers 503 with Retry-After; a request for it
+// waits for that one load (the scheduler shares it) and is answered; once it is in, /health is 200.
+func TestPreload(t *testing.T) {
+	gate := make(chan struct{})
+	var loads atomic.Int32
+	s := server.New(nil, server.Options{Store: &modelfiles.Store{Root: t.TempDir()},
+		Open: func(ctx context.Context, lm, vision string, o llm.EngineOptions) (*llm.Engine, error) {
+			loads.Add(1)
+			<-gate
+			return llm.Open(ctx, lm, vision, o)
+		}})
+	t.Cleanup(s.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -493,21 +502,36 @@ func TestLoading(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
-	for _, path := range []string{"/health", "/v1/models"} {
-		resp, err := http.Get(base + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("%s while loading: %d %s", path, resp.StatusCode, b)
-		}
-		if path != "/health" && !strings.Contains(string(b), `"code":"model_loading"`) {
-			t.Errorf("%s while loading: %s", path, b)
-		}
+	preloaded := make(chan error)
+	go func() { preloaded <- s.Preload(context.Background(), modelfiles.DemoName) }()
+	for loads.Load() == 0 {
+		time.Sleep(time.Millisecond)
 	}
-	s.Ready(openDemo(t, llm.EngineOptions{}))
+	resp, err := http.Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("/health while loading: %d", resp.StatusCode)
+	}
+	answered := make(chan error)
+	go func() {
+		c := client(base)
+		_, err := c.Chat.Completions.New(context.Background(), describeParams(t, demo.Scenes(demo.HeldOut, 1, 4)[0]))
+		answered <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	if err := <-preloaded; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if n := loads.Load(); n != 1 {
+		t.Errorf("the model loaded %d times, want once", n)
+	}
 	if resp, err := http.Get(base + "/health"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("health when loaded: %v %v", resp, err)
 	}

@@ -99,7 +99,7 @@ func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Ru
 	out := newSSE(c)
 	created := time.Now().Unix()
 	send := func(ch []chunkChoice, u *usage) {
-		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.opts.Model, Choices: ch, Usage: u})
+		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: job.model, Choices: ch, Usage: u})
 	}
 	for i := range job.N {
 		send([]chunkChoice{{Index: i, Delta: delta{Role: "assistant", Content: ""}}}, nil)

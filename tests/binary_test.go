@@ -18,6 +18,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The commands talk to a server at TOKLIP_HOST when one answers there (a developer's own
+	// `toklip serve`, say): the tests name one that never answers, unless they start one.
+	os.Setenv("TOKLIP_HOST", "127.0.0.1:1")
 	code := m.Run()
 	if binaryDir != "" {
 		os.RemoveAll(binaryDir)

@@ -146,6 +146,32 @@ func runGenerate(args []string, stdout io.Writer) error {
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
 	gpu := gpuFlag(fs)
+	if r, name, prompt, err := remoteWithText(fs, args, lmPath, visionPath); err != nil || r != nil {
+		if err != nil {
+			return err
+		}
+		if *negative != "" {
+			return fmt.Errorf("%w: -negative is not sent to a server (ollama's image generation has no negative prompt); set %s to an address where none answers to draw in this process", errUsage, hostEnv)
+		}
+		opts := map[string]any{}
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "guidance":
+				opts["guidance_scale"] = *guidance
+			case "temperature":
+				opts["temperature"] = *temperature
+			case "top-k":
+				opts["top_k"] = *topK
+			case "seed":
+				opts["seed"] = *seed
+			}
+		})
+		if err := r.draw(name, prompt, *out, opts); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *out)
+		return nil
+	}
 	e, mf, prompt, err := openWithText(fs, args, lmPath, visionPath, gpu)
 	if err != nil {
 		return err
@@ -203,6 +229,26 @@ func runScene(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// remoteWithText parses a command's flags and its [MODEL] TEXT, and finds the server to ask when
+// the model is named (not given by -lm and -vision): nil when none answers (or none is asked).
+func remoteWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*remote, string, string, error) {
+	pos, err := parse(fs, args, -1)
+	if err != nil || *lmPath != "" || *visionPath != "" {
+		return nil, "", "", err
+	}
+	name, text := modelfiles.DemoName, ""
+	switch len(pos) {
+	case 1:
+		text = pos[0]
+	case 2:
+		name, text = pos[0], pos[1]
+	default:
+		return nil, "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+	}
+	r, err := serverOrLocal("loading the model in this process")
+	return r, name, text, err
+}
+
 // openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
 // model (the -lm and -vision flags instead of a name) and its Modelfile (nil without one).
 func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string, gpu *gpuLayers) (*llm.Engine, *modelfiles.Modelfile, string, error) {
@@ -238,6 +284,11 @@ func writeNewPNG(prefix string, g *llm.GeneratedImage) (string, error) {
 	if err := png.Encode(&buf, g.Image); err != nil {
 		return "", err
 	}
+	return writeNew(prefix, buf.Bytes())
+}
+
+// writeNew writes a PNG's bytes as writeNewPNG does.
+func writeNew(prefix string, b []byte) (string, error) {
 	for n := 1; n < 100000; n++ {
 		path := fmt.Sprintf("%s-%d.png", prefix, n)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -247,7 +298,7 @@ func writeNewPNG(prefix string, g *llm.GeneratedImage) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, err := f.Write(buf.Bytes()); err != nil {
+		if _, err := f.Write(b); err != nil {
 			f.Close()
 			os.Remove(path)
 			return "", err

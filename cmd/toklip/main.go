@@ -35,6 +35,8 @@ var commands = map[string]command{
 	"rm":        {"remove stored models (their files, when no other model uses them)", "NAME...", runRm},
 	"cp":        {"store a model again under another name", "SRC DST", runCp},
 	"run":       {"chat in the terminal, or answer one message; attach images with -image FILE (or /image in the chat)", "[MODEL] [-image FILE]... [-draw] [\"message\"]", runRun},
+	"ps":        {"list the models a running server holds (TOKLIP_HOST), their size and when each unloads", "", runPS},
+	"stop":      {"unload models from a running server (TOKLIP_HOST), each once its requests end", "MODEL...", runStop},
 	"generate":  {"draw an image for a prompt", "[MODEL] \"prompt\" [-o out.png] [-guidance 3] [-seed N] [-temperature T]", runGenerate},
 	"scene":     {"draw a demo scene (shape, color, position, size), to show the demo model", "[\"a small red circle in the top left corner\"] [-seed N] [-o scene.png]", runScene},
 	"eval-demo": {"measure the demo model (or score the PyTorch evaluation's outputs)", "[-lm F -vision F] [-score DIR] [-compare metrics.json] [-against DIR] [-o metrics.json] [-outputs DIR] [-images DIR]", runEvalDemo},

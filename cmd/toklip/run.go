@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -49,6 +50,28 @@ func runRun(args []string, stdout io.Writer) error {
 	if err := exif(&opts); err != nil {
 		return err
 	}
+	if *lmPath == "" && *visionPath == "" {
+		r, err := serverOrLocal("loading the model in this process")
+		if err != nil {
+			return err
+		}
+		if r != nil { // the server applies the model's Modelfile; only the flags given are sent
+			if name == "" {
+				name = modelfiles.DemoName
+			}
+			c := &chatter{remote: r, model: name, out: stdout, options: map[string]any{}}
+			c.opts.Images = *draw
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "temperature":
+					c.options["temperature"] = *temperature
+				case "seed":
+					c.options["seed"] = *seed
+				}
+			})
+			return c.start(images, msg)
+		}
+	}
 	e, mf, err := openModel(name, *lmPath, *visionPath, opts, gpu)
 	if err != nil {
 		return err
@@ -82,6 +105,11 @@ func runRun(args []string, stdout io.Writer) error {
 	if mf != nil && mf.System != "" {
 		c.system = []llm.Message{{Role: "system", Content: []llm.Part{{Text: mf.System}}}}
 	}
+	return c.start(images, msg)
+}
+
+// start attaches the images, then answers msg, or chats when there is none.
+func (c *chatter) start(images []string, msg string) error {
 	for _, path := range images {
 		if err := c.attach(path); err != nil {
 			return err
@@ -120,9 +148,13 @@ func setFrom(dst *float32, v *float64) {
 	}
 }
 
-// chatter is a conversation in the terminal.
+// chatter is a conversation in the terminal, answered by an engine in this process or by a
+// server.
 type chatter struct {
 	e       *llm.Engine
+	remote  *remote        // the server, when there is one (e is nil then)
+	model   string         // the model the server answers with
+	options map[string]any // ollama's options sent to it
 	out     io.Writer
 	opts    llm.ChatOptions
 	system  []llm.Message // the Modelfile's SYSTEM, kept by /clear
@@ -151,6 +183,19 @@ func (c *chatter) say(msg string) error {
 		}
 	}
 	msgs := append(append(slices.Clone(c.system), c.history...), user)
+	if c.remote != nil {
+		options := c.options
+		if c.opts.Images {
+			options = maps.Clone(c.options)
+			options["draw"] = true
+		}
+		text, err := c.remote.chat(c.model, msgs, options, c.out)
+		if err != nil {
+			return err
+		}
+		c.history = append(c.history, user, llm.Message{Role: "assistant", Content: []llm.Part{{Text: text}}})
+		return nil
+	}
 	run, err := c.e.Chat(context.Background(), llm.ChatRequest{Messages: msgs, Options: c.opts})
 	if err != nil {
 		return err

@@ -73,6 +73,12 @@ func runList(args []string, stdout io.Writer) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
+	if r, err := serverOrLocal("reading the store"); err != nil || r != nil {
+		if err != nil {
+			return err
+		}
+		return r.list(stdout)
+	}
 	st, err := openStore()
 	if err != nil {
 		return err
@@ -99,6 +105,12 @@ func runShow(args []string, stdout io.Writer) error {
 	pos, err := parse(fs, args, 1)
 	if err != nil {
 		return err
+	}
+	if r, err := serverOrLocal("reading the store"); err != nil || r != nil {
+		if err != nil {
+			return err
+		}
+		return r.show(pos[0], *onlyModelfile, stdout)
 	}
 	var text string
 	var files modelfiles.Files
