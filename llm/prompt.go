@@ -49,12 +49,30 @@ func (e *Engine) BuildPrompt(msgs []Message, generationPrompt bool) (*Prompt, er
 	if err := validate(msgs); err != nil {
 		return nil, err
 	}
+	return e.prompt(e.tmpl.render(msgs, generationPrompt), e.tmpl.Name == plain.Name)
+}
+
+// rawPrompt is the messages' content with no template: text with its special tokens read as
+// such, images where they are, the tokenizer's BOS first if it adds one.
+func (e *Engine) rawPrompt(msgs []Message, _ bool) (*Prompt, error) {
+	var segs []segment
+	for i, m := range msgs {
+		for _, s := range content(i, m) {
+			s.template = true
+			segs = append(segs, s)
+		}
+	}
+	return e.prompt(segs, true)
+}
+
+// prompt turns segments into inputs, with the tokenizer's BOS first when bos and it adds one.
+func (e *Engine) prompt(segs []segment, bos bool) (*Prompt, error) {
 	p := &Prompt{}
-	if e.tmpl.Name == plain.Name && e.tok.AddBOS && e.tok.BOS >= 0 {
+	if bos && e.tok.AddBOS && e.tok.BOS >= 0 {
 		p.Inputs = append(p.Inputs, Input{Token: e.tok.BOS})
 	}
 	it := e.lm.Config().Images
-	for _, s := range e.tmpl.render(msgs, generationPrompt) {
+	for _, s := range segs {
 		if s.image == nil {
 			for _, id := range e.tok.Encode(s.text, tokenizer.EncodeOptions{SplitSpecial: !s.template}) {
 				p.Inputs = append(p.Inputs, Input{Token: id})

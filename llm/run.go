@@ -78,6 +78,9 @@ type ChatRequest struct {
 	Messages []Message
 	N        int
 	Options  ChatOptions
+	// Raw sends the messages' content as it is, with no chat template: the caller writes the
+	// model's format, its special tokens read as such (ollama's raw generate).
+	Raw bool
 }
 
 // DrawRequest is a prompt to draw N images of (default 1); image i samples with the seed of
@@ -117,7 +120,11 @@ func (e *Engine) Chat(ctx context.Context, r ChatRequest) (*Run, error) {
 	if opts.Image.Guidance == 0 {
 		opts.Image.Guidance = DefaultGuidance
 	}
-	p, err := e.BuildPrompt(r.Messages, true)
+	build := e.BuildPrompt
+	if r.Raw {
+		build = e.rawPrompt
+	}
+	p, err := build(r.Messages, true)
 	if err != nil {
 		return nil, err
 	}

@@ -583,7 +583,7 @@ func (s *Store) Based(mf *Modelfile, dir string) (*Modelfile, error) {
 	} else {
 		m, f, err := s.Get(mf.From)
 		if errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("FROM %s: no such file, and no model of that name (`toklip list` shows the models)", mf.From)
+			return nil, fmt.Errorf("%w: FROM %s is no file, and no model of that name (`toklip list` shows the models)", ErrNotFound, mf.From)
 		}
 		if err != nil {
 			return nil, err

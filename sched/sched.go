@@ -23,8 +23,8 @@ import (
 
 // Spec is what the scheduler must know of a model before loading it.
 type Spec[T io.Closer] struct {
-	Size  int64                               // bytes once loaded, counted against the budget
-	Slots int                                 // sequences decoded at once: the size of its admission queue
+	Size  int64                                // bytes once loaded, counted against the budget
+	Slots int                                  // sequences decoded at once: the size of its admission queue
 	Open  func(ctx context.Context) (T, error) // loads it; called once per load
 }
 

@@ -320,3 +320,17 @@ func TestOllamaCreateCopyDelete(t *testing.T) {
 		}
 	}
 }
+
+// A model that cannot fit the budget even alone is refused with its size and the budget, and
+// leaves the server answering the others.
+func TestModelTooLarge(t *testing.T) {
+	s := newStoreServer(t, 0.5, nil)
+	err := s.describe(t, "alpha", 70, nil)
+	var se api.StatusError
+	if !errors.As(err, &se) || se.StatusCode != 507 || !strings.Contains(se.ErrorMessage, `the model "alpha" needs`) || !strings.Contains(se.ErrorMessage, "memory budget") {
+		t.Fatalf("a model over the whole budget: %v", err)
+	}
+	if got := s.loaded(t); len(got) != 0 || s.totalLoads() != 0 {
+		t.Fatalf("refused, yet loaded: %v", got)
+	}
+}

@@ -179,7 +179,7 @@ func (s *Server) ollamaChat(c *gin.Context) {
 		return
 	}
 	defer l.Release()
-	s.answerOllama(c, l, req.Messages, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
+	s.answerOllama(c, l, req.Messages, false, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
 		return api.ChatResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Message: api.Message{Role: "assistant", Content: p.text, Images: p.images},
 			Done: p.done, DoneReason: p.reason, Metrics: p.metrics}
 	})
@@ -203,11 +203,12 @@ func keepAlive(d *api.Duration) *time.Duration {
 // it loads it and keeps it for its keep_alive.
 func (s *Server) loadOrUnload(c *gin.Context, name string, ka *api.Duration, done func(reason string) any) {
 	if d := keepAlive(ka); d != nil && *d == 0 {
-		if _, err := s.lookup(name); err != nil && !s.models.Unload(canonical(name)) {
-			abort(c, err)
-			return
+		if !s.models.Unload(canonical(name)) { // not loaded: still, a name the server has
+			if _, err := s.lookup(name); err != nil {
+				abort(c, err)
+				return
+			}
 		}
-		s.models.Unload(canonical(name))
 		c.JSON(http.StatusOK, done("unload"))
 		return
 	}
@@ -240,19 +241,19 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 		s.ollamaDraw(c, l, &req)
 		return
 	}
-	if req.Raw || req.Template != "" || req.Suffix != "" || len(req.Context) > 0 {
-		abort(c, invalid("", "raw, template, suffix and context are not supported: send the prompt (and system) alone"))
+	if req.Template != "" || req.Suffix != "" || len(req.Context) > 0 {
+		abort(c, invalid("", "template, suffix and context are not supported: send the prompt (and system), or a raw prompt in the model's own format"))
 		return
 	}
 	msgs := []api.Message{{Role: "user", Content: req.Prompt, Images: req.Images}}
-	if req.System != "" {
+	if req.System != "" && !req.Raw { // raw: the prompt is the whole input, as in ollama
 		msgs = append([]api.Message{{Role: "system", Content: req.System}}, msgs...)
 	}
 	if _, draws := req.Options["draw"]; draws {
 		abort(c, invalid("options", "options.draw is read by /api/chat; /api/generate draws with width and height"))
 		return
 	}
-	s.answerOllama(c, l, msgs, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
+	s.answerOllama(c, l, msgs, req.Raw, req.Options, req.Format, req.Stream, func(p ollamaPiece) any {
 		return api.GenerateResponse{Model: req.Model, CreatedAt: time.Now().UTC(), Response: p.text, Done: p.done, DoneReason: p.reason, Metrics: p.metrics}
 	})
 }
@@ -372,10 +373,11 @@ type ollamaPiece struct {
 	metrics api.Metrics
 }
 
-// answerOllama checks ollama's messages and options, runs the chat and writes it as ollama does: newline-delimited JSON objects of text
-// (reply builds each one), the last with done, its reason and the counts and durations; or, with
-// stream false, that last object holding the whole text.
-func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, options map[string]any, format json.RawMessage, stream *bool, reply func(ollamaPiece) any) {
+// answerOllama checks ollama's messages and options, runs the chat (raw: with no template) and
+// writes it as ollama does: newline-delimited JSON objects of text or drawn images (reply builds
+// each one), the last with done, its reason and the counts and durations; or, with stream false,
+// that last object holding the whole text and every image.
+func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, raw bool, options map[string]any, format json.RawMessage, stream *bool, reply func(ollamaPiece) any) {
 	md := l.Value()
 	opts, err := ollamaOptions(md, options, format)
 	if err != nil {
@@ -387,7 +389,9 @@ func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, 
 		abort(c, err)
 		return
 	}
-	msgs = withSystem(msgs, md.mf)
+	if !raw {
+		msgs = withSystem(msgs, md.mf)
+	}
 	weight := 1
 	if opts.Images {
 		weight = 2 // a guided pair of sequences
@@ -398,7 +402,7 @@ func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, 
 	}
 	defer release()
 	start := time.Now()
-	run, err := md.e.Chat(c.Request.Context(), llm.ChatRequest{Messages: msgs, Options: opts})
+	run, err := md.e.Chat(c.Request.Context(), llm.ChatRequest{Messages: msgs, Options: opts, Raw: raw})
 	if err != nil {
 		abort(c, err)
 		return

@@ -92,6 +92,26 @@ func TestOllamaClient(t *testing.T) {
 		t.Errorf("generate answered %q, chat %q", generated.String(), streamed)
 	}
 
+	// raw: the prompt in the model's own format (ChatML, its special tokens read as such) answers
+	// as the templated one does.
+	gen := func(req *api.GenerateRequest) string {
+		var out strings.Builder
+		if err := c.Generate(ctx, req, func(r api.GenerateResponse) error { out.WriteString(r.Response); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	const q = "What is drawn?"
+	templated := gen(&api.GenerateRequest{Model: "toklip-demo", Prompt: q, Options: greedy})
+	rawAnswer := gen(&api.GenerateRequest{Model: "toklip-demo", Raw: true, System: "ignored when raw", Options: greedy,
+		Prompt: "<|im_start|>user\n" + q + "<|im_end|>\n<|im_start|>assistant\n"})
+	if rawAnswer != templated || rawAnswer == "" {
+		t.Errorf("raw answered %q, the templated prompt %q", rawAnswer, templated)
+	}
+	if unformatted := gen(&api.GenerateRequest{Model: "toklip-demo", Raw: true, Prompt: q, Options: greedy}); unformatted == templated {
+		t.Errorf("a raw prompt without the format answered as the templated one: %q", unformatted)
+	}
+
 	// Drawing through generate, as ollama's client asks an image model: progress, then the PNG.
 	const prompt = "a large red square in the top right corner"
 	var drawn string

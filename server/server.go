@@ -1,10 +1,12 @@
-// Package server is toklip's OpenAI-style HTTP API over one loaded model: chat completions with
-// images in and out, image generation, embeddings, the model list, health and metrics. One
-// request's path: the route in Handler (the body read whole, body.go); its handler in chat.go,
-// images.go or embeddings.go decodes and checks the JSON and fills what it leaves out from the
-// Modelfile (request.go), is admitted for the engine's sequences it takes (queue.go), and hands
-// the engine a request (llm.Engine.Chat, Draw or Embed); the handler then ranges over the run's
-// events and writes them as OpenAI's JSON, or as server-sent events (stream.go).
+// Package server is toklip's OpenAI-style and ollama HTTP APIs over the models of a store: chat
+// completions with images in and out, image generation, embeddings, the model lists, health and
+// metrics. One request's path: the route in Handler (the body read whole, body.go); its handler
+// in chat.go, images.go, embeddings.go or ollama.go decodes the JSON, takes a lease on the model
+// it names (models.go: loaded by the scheduler, package sched, if it is not), fills what the
+// request leaves out from the model's Modelfile (request.go), checks it, is admitted to the
+// model's queue for the engine's sequences it takes, and hands the engine a request
+// (llm.Engine.Chat, Draw or Embed); the handler then ranges over the run's events and writes them
+// as OpenAI's JSON or server-sent events (stream.go), or as ollama's newline-delimited JSON.
 package server
 
 import (

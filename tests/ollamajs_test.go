@@ -11,13 +11,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toklip/toklip/demo"
 )
 
 // ollama's JS client (npm ollama, pinned in tests/ollamajs; make test installs it) against
 // `toklip serve`: version, list, show, a chat about a scene streamed and not, generate, drawing
-// through generate, embed, and an unknown model's error, judged here.
+// through generate, embed, copy, create, delete, ps, and an unknown model's error, judged here.
 func TestOllamaJSClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("ollamajs", "node_modules", "ollama")); err != nil {
 		t.Fatal("npm's ollama package is not installed: make test installs it (cd tests/ollamajs && npm ci)")
@@ -53,7 +54,18 @@ func TestOllamaJSClient(t *testing.T) {
 			Progress int
 			Image    string
 		}
-		Embed int
+		Embed   int
+		Created struct {
+			Statuses            []string
+			Parameters, License string
+		}
+		MadeAnswer  string
+		ModelsAfter []string
+		PS          []struct {
+			Name    string
+			Size    int64
+			Expires time.Time
+		}
 		Error *struct {
 			Status  int
 			Message string
@@ -87,6 +99,18 @@ func TestOllamaJSClient(t *testing.T) {
 	}
 	if got.Embed != 2 {
 		t.Errorf("%d embeddings for 2 inputs", got.Embed)
+	}
+	if c := got.Created; len(c.Statuses) < 2 || c.Statuses[len(c.Statuses)-1] != "success" || !strings.Contains(c.Parameters, "num_predict") || !strings.Contains(c.License, "js") {
+		t.Errorf("create: %+v", c)
+	}
+	if got.MadeAnswer != got.Chat.Streamed {
+		t.Errorf("the created model answered %q, the demo model %q", got.MadeAnswer, got.Chat.Streamed)
+	}
+	if !slices.Equal(got.ModelsAfter, []string{"toklip-demo:latest", "js-made:latest"}) {
+		t.Errorf("list after copy, create and delete: %v", got.ModelsAfter)
+	}
+	if len(got.PS) != 2 || got.PS[0].Name != "js-made:latest" || got.PS[0].Size < 20<<20 || time.Until(got.PS[0].Expires) < 9*time.Minute || got.PS[1].Name != "toklip-demo:latest" {
+		t.Errorf("ps: %+v", got.PS)
 	}
 	if got.Error == nil || got.Error.Status != 404 || !strings.Contains(got.Error.Message, "gpt-9") {
 		t.Errorf("an unknown model: %+v", got.Error)

@@ -36,6 +36,20 @@ out.draw = { progress, image: drawn }
 
 out.embed = (await ollama.embed({ model: 'toklip-demo', input: [question, 'data:image/png;base64,' + image] })).embeddings.length
 
+// The store through the client: copy, create from the copy (its progress streamed), a chat with
+// the created model, delete, and what is loaded.
+await ollama.copy({ source: 'toklip-demo', destination: 'js-copy' })
+const statuses = []
+for await (const p of await ollama.create({ model: 'js-made', from: 'js-copy', parameters: { num_predict: 40 }, license: 'js', stream: true })) {
+  statuses.push(p.status)
+}
+const made = await ollama.show({ model: 'js-made' })
+out.created = { statuses, parameters: made.parameters, license: made.license }
+out.madeAnswer = (await ollama.chat({ model: 'js-made', messages, stream: false, keep_alive: '10m' })).message.content
+await ollama.delete({ model: 'js-copy' })
+out.modelsAfter = (await ollama.list()).models.map((m) => m.name)
+out.ps = (await ollama.ps()).models.map((m) => ({ name: m.name, size: m.size, expires: m.expires_at }))
+
 try {
   await ollama.chat({ model: 'gpt-9', messages: [{ role: 'user', content: 'hi' }], stream: false })
   out.error = null

@@ -51,5 +51,8 @@ echo
 go run ./tools/bench/cmd/bench unified -dir "$work"
 echo
 
-# The OpenAI-style server under load: streaming clients on loopback, the embedded demo model.
-TOKLIP_CACHE="$work/cache" go run ./tools/bench/load -clients 8 -duration 30s
+# The server: cold and warm first token of the demo model, then streaming clients on loopback,
+# their requests spread over two stored models loaded at once, then over one (the same load on
+# one model's engine, for the ratio).
+TOKLIP_CACHE="$work/cache" go run ./tools/bench/load -clients 8 -duration 30s -models 2
+TOKLIP_CACHE="$work/cache" go run ./tools/bench/load -clients 8 -duration 30s -models 1 -rounds 1
