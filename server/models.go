@@ -163,28 +163,22 @@ func (s *Server) engineOptions(mf *modelfiles.Modelfile) llm.EngineOptions {
 	return o
 }
 
-// resolve tells the scheduler what loading a name takes. A stored model's blobs are checked
-// against their digests here, when it loads.
+// resolve tells the scheduler what loading a name takes, from the files' headers: cheap, since
+// every request for a cold model resolves it. The load itself, shared by those requests, first
+// checks a stored model's blobs against their digests (hashing every byte).
 func (s *Server) resolve(name string) (sched.Spec[*served], error) {
 	if f := s.fixed; f != nil && name == f.name {
 		return sched.Spec[*served]{Size: f.info.Memory, Slots: f.info.Sequences, Open: func(context.Context) (*served, error) { return f, nil }}, nil
 	}
-	var en entry
-	var err error
-	if name == modelfiles.DemoName || s.opts.Store == nil {
-		en, err = s.lookup(name)
-	} else if err = modelfiles.CheckName(name); err == nil {
-		// Get checks the blobs against their digests before their headers are read.
-		en.name = name
-		if en.manifest, en.files, err = s.opts.Store.Get(name); err == nil {
-			en.info, err = s.inspect(en)
-		}
-	}
-	var ne *modelfiles.NameError
-	if errors.Is(err, modelfiles.ErrNotFound) || errors.As(err, &ne) {
-		return sched.Spec[*served]{}, modelNotFound(name)
-	}
+	stored := name != modelfiles.DemoName && s.opts.Store != nil
+	en, err := s.lookup(name)
 	if err != nil {
+		var ae *apiError
+		if stored && !errors.As(err, &ae) { // a damaged file: the digests say how, if they can
+			if _, _, gerr := s.opts.Store.Get(name); gerr != nil {
+				err = gerr
+			}
+		}
 		return sched.Spec[*served]{}, err
 	}
 	mf, err := s.modelfile(en)
@@ -193,7 +187,21 @@ func (s *Server) resolve(name string) (sched.Spec[*served], error) {
 	}
 	o := s.engineOptions(mf)
 	return sched.Spec[*served]{Size: en.info.Memory, Slots: en.info.Sequences, Open: func(ctx context.Context) (*served, error) {
-		e, err := s.opts.Open(ctx, en.files.LM, en.files.Vision, o)
+		files := en.files
+		if stored {
+			m, f, err := s.opts.Store.Get(name)
+			if errors.Is(err, modelfiles.ErrNotFound) {
+				return nil, modelNotFound(name) // removed since it was resolved
+			}
+			if err != nil {
+				return nil, err
+			}
+			if m.LM != en.manifest.LM || m.Vision != en.manifest.Vision {
+				return nil, fmt.Errorf("the model %q changed while it was loading; retry", name)
+			}
+			files = f
+		}
+		e, err := s.opts.Open(ctx, files.LM, files.Vision, o)
 		if err != nil {
 			return nil, fmt.Errorf("loading the model %q failed: %w", name, err)
 		}

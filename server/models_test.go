@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -332,5 +333,46 @@ func TestModelTooLarge(t *testing.T) {
 	}
 	if got := s.loaded(t); len(got) != 0 || s.totalLoads() != 0 {
 		t.Fatalf("refused, yet loaded: %v", got)
+	}
+}
+
+// A load that fails (a blob damaged on disk) answers every request waiting for it with the same
+// clear error, and leaves the server answering its other models.
+func TestFailedLoad(t *testing.T) {
+	s := newStoreServer(t, 0, nil)
+	ms, err := s.store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob string
+	for _, m := range ms {
+		if m.Name == "alpha" {
+			blob = s.store.Files(m).Vision
+		}
+	}
+	// (alpha and beta share this blob: both are damaged; the demo model's files are elsewhere.)
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(blob, b, 0o644)
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.describe(t, "alpha", uint64(80+i), nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		var se api.StatusError
+		if !errors.As(err, &se) || se.StatusCode != 500 || !strings.Contains(se.ErrorMessage, "does not match its digest") || se.ErrorMessage != errs[0].(api.StatusError).ErrorMessage {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if s.totalLoads() != 0 {
+		t.Fatal("a model whose blob does not match its digest reached the loader")
+	}
+	if err := s.describe(t, modelfiles.DemoName, 90, nil); err != nil {
+		t.Fatalf("after a failed load: %v", err)
 	}
 }

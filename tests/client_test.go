@@ -18,10 +18,12 @@ import (
 // and ps and stop say there is no server.
 func TestCommandsAskTheServer(t *testing.T) {
 	base, _, _, _ := startServe(t)
-	// A model only the server's store holds: the commands below see it only through the server.
-	resp, err := http.Post(base+"/api/copy", "application/json", strings.NewReader(`{"source": "toklip-demo", "destination": "served-only"}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("copy on the server: %v %v", resp, err)
+	// Models only the server's store holds: the commands below see them only through the server.
+	for _, name := range []string{"served-only", "served-two"} {
+		resp, err := http.Post(base+"/api/copy", "application/json", strings.NewReader(`{"source": "toklip-demo", "destination": "`+name+`"}`))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("copy on the server: %v %v", resp, err)
+		}
 	}
 	bin := toklipBinary(t)
 	dir := t.TempDir()
@@ -60,8 +62,21 @@ func TestCommandsAskTheServer(t *testing.T) {
 		checkDrawing(t, "toklip-image-1.png", prompt)
 	}
 
+	scene = demo.Scenes(demo.HeldOut, 1, 18)[0]
+	buf.Reset()
+	png.Encode(&buf, scene.Render())
+	os.WriteFile("scene.png", buf.Bytes(), 0o644)
+	if out := toklip("run", "served-two", "-image", "scene.png", demo.EvalQuestion); demo.ReadAnswer(out) != demo.ReadAnswer(scene.Caption()) {
+		t.Errorf("run answered %q for a scene of %q", out, scene.Caption())
+	}
+	// One server answered two stored models and the demo model within the minute, and holds them.
 	out := toklip("ps")
-	if !strings.Contains(out, "served-only") || !strings.Contains(out, "toklip-demo") || !strings.Contains(out, "in 4m") {
+	for _, name := range []string{"served-only", "served-two", "toklip-demo"} {
+		if !strings.Contains(out, name) {
+			t.Errorf("ps does not list %s: %q", name, out)
+		}
+	}
+	if !strings.Contains(out, "in 4m") {
 		t.Errorf("ps: %q", out)
 	}
 	if out := toklip("stop", "served-only"); out != "stopped served-only\n" {
