@@ -199,6 +199,16 @@ func (b *Backbone) Close() {
 // Config is the backbone's configuration.
 func (b *Backbone) Config() models.Config { return b.cfg }
 
+// Memory is what ggml allocated for the backbone, by device: weights, KV cache, compute graph.
+func (b *Backbone) Memory() ml.BackendMemory {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.model == nil {
+		return ml.BackendMemory{}
+	}
+	return b.model.Backend().BackendMemory()
+}
+
 // Tokenizer is the text tokenizer that the model file describes.
 func (b *Backbone) Tokenizer() *tokenizer.Tokenizer { return b.tok }
 

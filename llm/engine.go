@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ollama/ollama/ml"
 	"github.com/toklip/toklip/tokenizer"
 	"github.com/toklip/toklip/visiontok"
 )
@@ -42,7 +43,8 @@ type Engine struct {
 	cache  *featureCache
 
 	fileBytes int64 // the model files' size
-	memory    int64 // what its weights and KV cache take (Inspect)
+	memory    int64 // what ggml allocated for both models
+	gpuMemory int64 // of it, on GPUs
 
 	piecesOnce sync.Once
 	pieces     [][]byte // every token's bytes, for JSON answers (tokenBytes)
@@ -68,7 +70,7 @@ func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*
 	e := &Engine{lm: lm, tok: lm.Tokenizer()}
 	e.tmpl = templateFor(e.tok, e.tok.ChatTemplate)
 	if in, err := Inspect(lmPath, visionPath, opts); err == nil { // what it fails on, the loads below name
-		e.fileBytes, e.memory = in.FileBytes, in.Memory
+		e.fileBytes = in.FileBytes
 	}
 	if visionPath != "" {
 		if e.vision, err = visiontok.Load(ctx, visionPath, opts.Vision); err != nil {
@@ -85,6 +87,17 @@ func Open(ctx context.Context, lmPath, visionPath string, opts EngineOptions) (*
 	}
 	e.cache = newFeatureCache(opts.CachedImages)
 	e.steps = newBatcher(lm)
+	mems := []ml.BackendMemory{lm.Memory()}
+	if e.vision != nil {
+		mems = append(mems, e.vision.Memory())
+	}
+	for _, m := range mems {
+		e.memory += int64(m.InputWeights + m.CPU.Size())
+		for _, g := range m.GPUs {
+			e.memory += int64(g.Size())
+			e.gpuMemory += int64(g.Size())
+		}
+	}
 	return e, nil
 }
 
@@ -130,20 +143,22 @@ func (e *Engine) Vision() *visiontok.Vision { return e.vision }
 
 // Info is what a loaded model can do and its limits.
 type Info struct {
-	ReadsImages   bool             // prompts may hold images: the model has a TokLIP vision tokenizer
-	Draws         bool             // answers and Draw may make images: its backbone has image tokens too
-	Embeds        bool             // Embed works: TokLIP has its text tower, so text and images share one space
-	Vocab         int              // the backbone's token ids are 0 to Vocab-1
-	Sequences     int              // sequences decoded at once: a choice takes 1, one that draws 2
-	ContextLength int              // positions per sequence
-	FileBytes     int64            // the model's GGUF files: its weights' size
-	Memory        int64            // the bytes its weights and KV cache take once loaded
-	ImageLimits   visiontok.Limits // what an image may be (bytes, pixels, aspect)
+	ReadsImages   bool  // prompts may hold images: the model has a TokLIP vision tokenizer
+	Draws         bool  // answers and Draw may make images: its backbone has image tokens too
+	Embeds        bool  // Embed works: TokLIP has its text tower, so text and images share one space
+	Vocab         int   // the backbone's token ids are 0 to Vocab-1
+	Sequences     int   // sequences decoded at once: a choice takes 1, one that draws 2
+	ContextLength int   // positions per sequence
+	FileBytes     int64 // the model's GGUF files: its weights' size
+	// Memory is the bytes the model takes: once loaded, what ggml allocated (weights, KV cache,
+	// compute graphs; GPUMemory of it on GPUs); from Inspect, its weights and KV cache.
+	Memory, GPUMemory int64
+	ImageLimits       visiontok.Limits // what an image may be (bytes, pixels, aspect)
 }
 
 // Info says what the model can do.
 func (e *Engine) Info() Info {
-	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, FileBytes: e.fileBytes, Memory: e.memory, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
+	in := Info{Vocab: e.lm.Config().Vocab, Sequences: e.lm.Options().Sequences, FileBytes: e.fileBytes, Memory: e.memory, GPUMemory: e.gpuMemory, ContextLength: e.lm.Options().ContextLength, ImageLimits: visiontok.DefaultLimits}
 	if e.vision != nil {
 		in.ReadsImages = true
 		in.Draws = e.lm.Config().Images.Enabled()

@@ -407,3 +407,27 @@ func TestImageLogits(t *testing.T) {
 		}
 	}
 }
+
+// Inspect reads from the headers what the loaded engine reports: what the model can do, its
+// shape, its files' size; its memory (weights and KV cache) is at most what ggml allocated for
+// weights, caches and compute graphs once loaded, and more than the weights alone.
+func TestInspectAgreesWithTheLoadedEngine(t *testing.T) {
+	lm, vision := engineFiles(t, true)
+	opts := llm.EngineOptions{Backbone: llm.Options{Sequences: 6, CacheType: llm.CacheF32}}
+	in, err := llm.Inspect(lm, vision, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := engine(t, true).Info()
+	est, loaded := in.Memory, got.Memory
+	in.Memory, got.Memory, in.GPUMemory, got.GPUMemory = 0, 0, 0, 0
+	if in != got {
+		t.Errorf("Inspect says %+v, the loaded engine %+v", in, got)
+	}
+	if est < in.FileBytes/2 || est > loaded || loaded <= 0 {
+		t.Errorf("memory: estimated %d, allocated %d, files %d bytes", est, loaded, in.FileBytes)
+	}
+	if _, err := llm.Inspect(vision, "", opts); err == nil {
+		t.Error("Inspect took a TokLIP file for a backbone")
+	}
+}

@@ -21,7 +21,9 @@ import (
 	"time"
 )
 
-// Spec is what the scheduler must know of a model before loading it.
+// Spec is what the scheduler must know of a model before loading it. Its Size is an estimate:
+// a loaded model that has a method Bytes() int64 is counted by that from then on (what it
+// allocated, which a file's headers cannot tell exactly).
 type Spec[T io.Closer] struct {
 	Size  int64                                // bytes once loaded, counted against the budget
 	Slots int                                  // sequences decoded at once: the size of its admission queue
@@ -223,6 +225,9 @@ func (s *Scheduler[T]) load(e *entry[T], open func(context.Context) (T, error)) 
 		delete(s.models, e.name)
 		s.used -= e.size
 		s.broadcast()
+	} else if b, ok := any(v).(interface{ Bytes() int64 }); ok && b.Bytes() > 0 {
+		s.used += b.Bytes() - e.size
+		e.size = b.Bytes()
 	}
 	close(e.ready)
 	if err == nil && e.refs == 0 {

@@ -10,11 +10,14 @@ import (
 	"time"
 )
 
-// model stands for a loaded engine: it counts its closes.
+// model stands for a loaded engine: it counts its closes, and may say what it takes.
 type model struct {
 	name   string
 	closed atomic.Int32
+	bytes  int64
 }
+
+func (m *model) Bytes() int64 { return m.bytes }
 
 func (m *model) Close() error {
 	if m.closed.Add(1) > 1 {
@@ -183,6 +186,37 @@ func TestBudgetEvictsLeastRecentlyUsedIdle(t *testing.T) {
 	}
 	if got := names(s.Loaded()); len(got) != 2 {
 		t.Fatalf("refusing a model too big unloaded others: %v", got)
+	}
+}
+
+// A loaded model that says what it takes is counted by that, not by its estimate.
+func TestMeasuredSize(t *testing.T) {
+	w := newWorld(map[string]int64{"a": 3, "b": 3})
+	s := New(func(name string) (Spec[*model], error) {
+		sp, err := w.resolve(name)
+		open := sp.Open
+		sp.Open = func(ctx context.Context) (*model, error) {
+			m, err := open(ctx)
+			if m != nil {
+				m.bytes = 6 // twice the estimate
+			}
+			return m, err
+		}
+		return sp, err
+	}, Options{KeepAlive: -1, Budget: 10})
+	get(t, s, "a").Release()
+	if s.Used() != 6 {
+		t.Fatalf("used %d, want a's measured 6", s.Used())
+	}
+	get(t, s, "b").Release() // 6 + 3 fits the estimate; measured, 12 does not: a goes next time
+	if got := names(s.Loaded()); len(got) != 2 || s.Used() != 12 {
+		t.Fatalf("loaded %v, used %d", got, s.Used())
+	}
+	get(t, s, "a").Release() // loaded: no eviction needed
+	w.sizes["c"] = 1
+	get(t, s, "c").Release() // 12 + 1 > 10: b, the least recently used, goes
+	if got := names(s.Loaded()); fmt.Sprint(got) != "[c a]" {
+		t.Fatalf("loaded %v, want [c a]", got)
 	}
 }
 

@@ -31,6 +31,9 @@ type served struct {
 	own      bool                  // the server opened e, and closes it when unloading it
 }
 
+// Bytes is what the loaded model allocated: the scheduler counts it from then on.
+func (m *served) Bytes() int64 { return m.info.Memory }
+
 func (m *served) Close() error {
 	if m.own {
 		m.e.Close()

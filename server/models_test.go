@@ -53,10 +53,12 @@ func newStoreServer(t *testing.T, models float64, keepAlive *time.Duration) *sto
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := llm.Inspect(files.LM, files.Vision, llm.EngineOptions{})
+	e, err := llm.Open(context.Background(), files.LM, files.Vision, llm.EngineOptions{}) // what one takes once loaded
 	if err != nil {
 		t.Fatal(err)
 	}
+	in := e.Info()
+	e.Close()
 	s := &storeServer{store: st, loads: map[string]int{}}
 	srv := server.New(nil, server.Options{Store: st, Memory: int64(models * float64(in.Memory)), KeepAlive: keepAlive,
 		Open: func(ctx context.Context, lm, vision string, o llm.EngineOptions) (*llm.Engine, error) {

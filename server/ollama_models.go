@@ -60,10 +60,9 @@ func (s *Server) ollamaTags(c *gin.Context) {
 // forever is the expiry ollama reports for a model kept loaded for good.
 var forever = time.Now().Add(time.Duration(math.MaxInt64))
 
-// ollamaPS lists the loaded models, most recently used first: the bytes each takes (the
-// estimate the memory budget counts; all of it in host memory, toklip not yet counting a GPU's
-// share apart) and when each unloads if no request comes (a model in use: its keep-alive after
-// now).
+// ollamaPS lists the loaded models, most recently used first: the bytes each takes (what ggml
+// allocated: the memory budget counts it; size_vram of it on GPUs) and when each unloads if no
+// request comes (a model in use: its keep-alive after now).
 func (s *Server) ollamaPS(c *gin.Context) {
 	out := api.ProcessResponse{Models: []api.ProcessModelResponse{}}
 	for _, st := range s.models.Loaded() {
@@ -74,7 +73,7 @@ func (s *Server) ollamaPS(c *gin.Context) {
 		case exp.IsZero():
 			exp = time.Now().Add(st.KeepAlive)
 		}
-		out.Models = append(out.Models, api.ProcessModelResponse{Name: tagged(st.Name), Model: tagged(st.Name), Size: st.Size,
+		out.Models = append(out.Models, api.ProcessModelResponse{Name: tagged(st.Name), Model: tagged(st.Name), Size: st.Size, SizeVRAM: st.Value.info.GPUMemory,
 			ExpiresAt: exp, ContextLength: st.Value.info.ContextLength, Details: api.ModelDetails{Format: "gguf", Family: "toklip"}})
 	}
 	c.JSON(http.StatusOK, out)

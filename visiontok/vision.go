@@ -93,6 +93,16 @@ func (v *Vision) Close() {
 // Config is the model's shape.
 func (v *Vision) Config() Config { return v.cfg }
 
+// Memory is what ggml allocated for the model, by device: weights, KV cache, compute graph.
+func (v *Vision) Memory() ml.BackendMemory {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.model == nil {
+		return ml.BackendMemory{}
+	}
+	return v.model.Backend().BackendMemory()
+}
+
 // Limits are the image limits DecodeImage is given by this model's users.
 func (v *Vision) Limits() Limits { return v.opts.Decode.Limits }
 
