@@ -31,7 +31,8 @@ func tagged(name string) string {
 	return name + ":latest"
 }
 
-func details(in entry) api.ModelDetails {
+// details are what ollama's clients show of a model's format.
+func details() api.ModelDetails {
 	return api.ModelDetails{Format: "gguf", Family: "toklip", Families: []string{"toklip"}}
 }
 
@@ -52,7 +53,7 @@ func (s *Server) ollamaTags(c *gin.Context) {
 			size = en.info.FileBytes
 		}
 		out.Models = append(out.Models, api.ListModelResponse{Name: tagged(en.name), Model: tagged(en.name), ModifiedAt: en.manifest.Created,
-			Size: size, Digest: digestOf(en), Details: details(en)})
+			Size: size, Digest: digestOf(en), Details: details()})
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -74,7 +75,7 @@ func (s *Server) ollamaPS(c *gin.Context) {
 			exp = time.Now().Add(st.KeepAlive)
 		}
 		out.Models = append(out.Models, api.ProcessModelResponse{Name: tagged(st.Name), Model: tagged(st.Name), Size: st.Size, SizeVRAM: st.Value.info.GPUMemory,
-			ExpiresAt: exp, ContextLength: st.Value.info.ContextLength, Details: api.ModelDetails{Format: "gguf", Family: "toklip"}})
+			ExpiresAt: exp, ContextLength: st.Value.info.ContextLength, Details: details()})
 	}
 	c.JSON(http.StatusOK, out)
 }
@@ -101,7 +102,7 @@ func (s *Server) ollamaShow(c *gin.Context) {
 		return
 	}
 	in := en.info
-	resp := api.ShowResponse{Details: details(en), ModifiedAt: en.manifest.Created,
+	resp := api.ShowResponse{Details: details(), ModifiedAt: en.manifest.Created,
 		Capabilities: []ollamamodel.Capability{ollamamodel.CapabilityCompletion}}
 	if in.ReadsImages {
 		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityVision)

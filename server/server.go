@@ -38,13 +38,13 @@ type Options struct {
 	Engine    llm.EngineOptions
 	Configure func(o *llm.EngineOptions, mf *modelfiles.Modelfile)
 	Open      func(ctx context.Context, lmPath, visionPath string, opts llm.EngineOptions) (*llm.Engine, error)
-	// Memory is the bytes all loaded models may take (weights and KV caches, llm.Inspect's
-	// estimate); a model that does not fit beside the others unloads the idle ones, least
-	// recently used first. 0: no limit.
+	// Memory is the bytes all loaded models may take (before a model loads, its weights and KV
+	// cache as llm.Inspect estimates them; once loaded, what ggml allocated); a model that does
+	// not fit beside the others unloads the idle ones, least recently used first. 0: no limit.
 	Memory int64
 	// KeepAlive is how long a model stays loaded after its last request when the request does
 	// not say (ollama's keep_alive): nil is 5 minutes, 0 unloads it at once, negative never.
-	// The engine given to New stays loaded unless a request says otherwise.
+	// The engine given to New stays listed as loaded unless a request says otherwise.
 	KeepAlive *time.Duration
 
 	APIKey       string // if set, every /v1 and /api request must carry "Authorization: Bearer <key>"
@@ -111,9 +111,6 @@ func New(e *llm.Engine, opts Options) *Server {
 		opts.Open = llm.Open
 	}
 	keepAlive := DefaultKeepAlive
-	if e != nil && opts.Store == nil {
-		keepAlive = -1 // the server's one model
-	}
 	if opts.KeepAlive != nil {
 		keepAlive = *opts.KeepAlive
 	}
@@ -128,8 +125,10 @@ func New(e *llm.Engine, opts Options) *Server {
 	if len(opts.ImageHosts) > 0 {
 		s.fetch = newFetcher(opts.ImageHosts, opts.FetchTimeout, visiontok.DefaultLimits.MaxBytes)
 	}
-	if s.fixed != nil { // loaded already: listed as loaded from the start
-		s.Preload(context.Background(), s.fixed.name)
+	if s.fixed != nil { // loaded already, by the caller, who closes it: listed from the start, kept
+		if l, err := s.models.Get(context.Background(), s.fixed.name, ptr(time.Duration(-1))); err == nil {
+			l.Release()
+		}
 	}
 	return s
 }

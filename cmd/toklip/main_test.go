@@ -136,6 +136,9 @@ func TestServeErrors(t *testing.T) {
 	if code, _, errOut := runCLI("serve", "nope"); code != 1 || !strings.Contains(errOut, `unknown model "nope"`) {
 		t.Errorf("serve an unknown model: exit %d, %q", code, errOut)
 	}
+	if code, _, errOut := runCLI("serve", "-memory", "lots"); code != 2 || !strings.Contains(errOut, `-memory "lots": not a size`) {
+		t.Errorf("serve -memory lots: exit %d, %q", code, errOut)
+	}
 }
 
 // system lists the devices and where the demo model's layers would go; with no GPU, asking for
