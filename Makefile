@@ -54,6 +54,9 @@ test: check-deps $(TOKENIZER_FILES) $(OLLAMAJS_FILES)
 	CGO_ENABLED=0 $(GO) build ./gguf/... ./tokenizer/... ./modelfiles/...  # these stay pure Go
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	# llama.cpp's K-quant mixes byte for byte: ggml's quantizers built as llama.cpp builds them,
+	# without the CPU flags (with FMA, the compiler fuses their multiply-adds; see ggml/mix_test.go).
+	CGO_CFLAGS=-O3 CGO_CXXFLAGS=-O3 $(GO) test $(TEST_FLAGS) -run TestMixesMatchLlamaQuantize ./ggml
 	GO=$(GO) tools/fuzz/run.sh $(FUZZTIME)
 
 # Every fuzz target for longer (`make fuzz FUZZTIME=10m` for a longer run).

@@ -120,7 +120,11 @@ func TestQuantizedTypeRules(t *testing.T) {
 func TestQuantizeKeepsTypesTheArchitectureRequires(t *testing.T) {
 	src := validFile(t)
 	dst := filepath.Join(t.TempDir(), "q8.gguf")
-	if err := ggml.QuantizeFile(src, dst, gguf.TypeQ8_0, nil); err != nil {
+	q8, err := ggml.ParseMix("q8_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ggml.QuantizeFile(src, dst, q8, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := gguf.Open(dst)

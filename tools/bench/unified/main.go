@@ -50,7 +50,8 @@ func Main(args []string) {
 	visionQ8 := filepath.Join(*dir, "toklip-random-256-vit-Q8_0.gguf")
 	if _, err := os.Stat(visionQ8); err != nil {
 		log.Printf("writing %s ...", visionQ8)
-		if err := ggml.QuantizeFile(vision, visionQ8, gguf.TypeQ8_0, nil); err != nil {
+		q8, _ := ggml.ParseMix("Q8_0")
+		if err := ggml.QuantizeFile(vision, visionQ8, q8, nil); err != nil {
 			log.Fatal(err)
 		}
 	}
