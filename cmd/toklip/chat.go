@@ -236,17 +236,26 @@ func remoteWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string)
 	if err != nil || *lmPath != "" || *visionPath != "" {
 		return nil, "", "", err
 	}
-	name, text := modelfiles.DemoName, ""
-	switch len(pos) {
-	case 1:
-		text = pos[0]
-	case 2:
-		name, text = pos[0], pos[1]
-	default:
-		return nil, "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+	name, text, err := modelAndText(pos)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if name == "" {
+		name = modelfiles.DemoName
 	}
 	r, err := serverOrLocal("loading the model in this process")
 	return r, name, text, err
+}
+
+// modelAndText reads the positional arguments [MODEL] TEXT (no model: "").
+func modelAndText(pos []string) (name, text string, err error) {
+	switch len(pos) {
+	case 1:
+		return "", pos[0], nil
+	case 2:
+		return pos[0], pos[1], nil
+	}
+	return "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
 }
 
 // openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
@@ -256,14 +265,9 @@ func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string, g
 	if err != nil {
 		return nil, nil, "", err
 	}
-	var name, text string
-	switch len(pos) {
-	case 1:
-		text = pos[0]
-	case 2:
-		name, text = pos[0], pos[1]
-	default:
-		return nil, nil, "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
+	name, text, err := modelAndText(pos)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
 	return e, mf, text, err
