@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/toklip/toklip/llm"
@@ -39,35 +40,45 @@ func (s *Server) embeddings(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	l, ok := s.use(c, req.Model, nil)
+	name, emb, ok := s.embed(c, &req, nil)
 	if !ok {
 		return
+	}
+	data := make([]embedding, len(emb.Vectors))
+	for i, v := range emb.Vectors {
+		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(v, req.EncodingFormat)}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": name,
+		"usage": gin.H{"prompt_tokens": emb.Tokens, "total_tokens": emb.Tokens}})
+}
+
+// embed embeds a request's inputs with the model it names (OpenAI's route and ollama's), or
+// answers the request with why not. It returns the model's name.
+func (s *Server) embed(c *gin.Context, req *embeddingRequest, keepAlive *time.Duration) (string, *llm.Embeddings, bool) {
+	l, ok := s.use(c, req.Model, keepAlive)
+	if !ok {
+		return "", nil, false
 	}
 	defer l.Release()
 	m := l.Value()
-	inputs, err := s.checkEmbeddings(m, &req)
+	inputs, err := s.checkEmbeddings(m, req)
 	if err != nil {
 		abort(c, err)
-		return
+		return "", nil, false
 	}
 	release, ok := s.enter(c, l, 1)
 	if !ok {
-		return
+		return "", nil, false
 	}
 	defer release()
 	emb, err := m.e.Embed(inputs)
 	if err != nil {
 		abort(c, err)
-		return
+		return "", nil, false
 	}
 	s.metrics.encoded(emb.ImageEncodes)
-	data := make([]embedding, len(emb.Vectors))
-	for i, v := range emb.Vectors {
-		data[i] = embedding{Object: "embedding", Index: i, Embedding: encodeVector(v, req.EncodingFormat)}
-	}
 	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data, "model": m.name,
-		"usage": gin.H{"prompt_tokens": emb.Tokens, "total_tokens": emb.Tokens}})
+	return m.name, emb, true
 }
 
 // checkEmbeddings reads the inputs: text, or images as data URLs.

@@ -93,32 +93,36 @@ func (s *Server) lookup(name string) (entry, error) {
 	if s.opts.Store == nil {
 		return entry{}, modelNotFound(name)
 	}
-	en := entry{name: name}
 	if name == modelfiles.DemoName {
+		return s.stored(modelfiles.Manifest{Name: name})
+	}
+	ms, err := s.opts.Store.List()
+	if err != nil {
+		return entry{}, err
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			return s.stored(m)
+		}
+	}
+	return entry{}, modelNotFound(name)
+}
+
+// stored is the entry of a model of the store's listing (the demo model's is its name alone).
+func (s *Server) stored(m modelfiles.Manifest) (entry, error) {
+	en := entry{name: m.Name, manifest: m}
+	if m.Name == modelfiles.DemoName {
 		f, err := modelfiles.Demo()
 		if err != nil {
 			return en, err
 		}
-		en.files, en.manifest = f, modelfiles.Manifest{Name: name, Created: time.Unix(s.created, 0)}
+		en.files, en.manifest.Created = f, time.Unix(s.created, 0)
 	} else {
-		ms, err := s.opts.Store.List()
-		if err != nil {
-			return en, err
-		}
-		i := -1
-		for j, m := range ms {
-			if m.Name == name {
-				i = j
-			}
-		}
-		if i < 0 {
-			return en, modelNotFound(name)
-		}
-		en.manifest, en.files = ms[i], s.opts.Store.Files(ms[i])
+		en.files = s.opts.Store.Files(m)
 	}
 	var err error
 	if en.info, err = s.inspect(en); err != nil {
-		return en, fmt.Errorf("the model %q: %w", name, err)
+		return en, fmt.Errorf("the model %q: %w", m.Name, err)
 	}
 	return en, nil
 }
@@ -277,11 +281,10 @@ func (s *Server) entries() ([]entry, error) {
 		if s.fixed != nil && m.Name == s.fixed.name {
 			continue
 		}
-		en, err := s.lookup(m.Name)
+		en, err := s.stored(m) // from the one listing: lookup would list the store again for each
 		if err != nil {
-			continue // damaged, or removed since listed: a request for it says why
+			continue // damaged: a request for it says why
 		}
-		en.manifest.Size = max(en.manifest.Size, m.Size)
 		out = append(out, en)
 	}
 	return out, nil

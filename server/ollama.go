@@ -185,6 +185,16 @@ func (s *Server) ollamaChat(c *gin.Context) {
 	})
 }
 
+// ollamaFailed answers a run that failed: with ollama's error object, or, once a stream has begun
+// (line is its writer, nil when not streaming), as its last line, if the client is still there.
+func ollamaFailed(c *gin.Context, line func(any), err error) {
+	if line == nil {
+		abort(c, err)
+	} else if c.Request.Context().Err() == nil {
+		line(gin.H{"error": toAPIError(err).Message})
+	}
+}
+
 // keepAlive is a request's keep_alive as the scheduler's (ollama's client sends a negative one
 // as the longest duration there is: forever).
 func keepAlive(d *api.Duration) *time.Duration {
@@ -340,11 +350,7 @@ func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) 
 		case llm.ImageDone:
 			drawn = ev.Image
 		case llm.Failed:
-			if !streaming {
-				abort(c, ev.Err)
-			} else if c.Request.Context().Err() == nil {
-				line(gin.H{"error": toAPIError(ev.Err).Message})
-			}
+			ollamaFailed(c, line, ev.Err)
 			return
 		case llm.Usage:
 			s.imageUsage(ev) // the metrics
@@ -442,11 +448,7 @@ func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, 
 		case llm.ChoiceDone:
 			reason = ev.Answer.FinishReason
 		case llm.Failed:
-			if !streaming {
-				abort(c, ev.Err)
-			} else if c.Request.Context().Err() == nil {
-				line(gin.H{"error": toAPIError(ev.Err).Message})
-			}
+			ollamaFailed(c, line, ev.Err)
 			return
 		case llm.Usage:
 			s.metrics.chatTokens(ev)
@@ -475,30 +477,11 @@ func (s *Server) ollamaEmbed(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	l, ok := s.use(c, req.Model, keepAlive(req.KeepAlive))
-	if !ok {
-		return
-	}
-	defer l.Release()
-	m := l.Value()
-	inputs, err := s.checkEmbeddings(m, &embeddingRequest{Input: raw, Model: m.name})
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	release, ok := s.enter(c, l, 1)
-	if !ok {
-		return
-	}
-	defer release()
 	start := time.Now()
-	emb, err := m.e.Embed(inputs)
-	if err != nil {
-		abort(c, err)
+	_, emb, ok := s.embed(c, &embeddingRequest{Input: raw, Model: req.Model}, keepAlive(req.KeepAlive))
+	if !ok {
 		return
 	}
-	s.metrics.encoded(emb.ImageEncodes)
-	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
 	c.JSON(http.StatusOK, api.EmbedResponse{Model: req.Model, Embeddings: emb.Vectors, TotalDuration: time.Since(start), PromptEvalCount: emb.Tokens})
 }
 
