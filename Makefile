@@ -53,7 +53,9 @@ FUZZTIME ?= 3s
 test: check-deps $(TOKENIZER_FILES) $(OLLAMAJS_FILES)
 	CGO_ENABLED=0 $(GO) build ./gguf/... ./tokenizer/... ./modelfiles/...  # these stay pure Go
 	$(GO) vet ./...
-	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test $(TEST_FLAGS) $$($(GO) list ./... | grep -v '/tests$$')
+	# tests/ builds the binary in a subprocess, which Go's test cache does not see: never cached.
+	$(GO) test $(TEST_FLAGS) -count=1 ./tests/
 	# llama.cpp's K-quant mixes byte for byte: ggml's quantizers built as llama.cpp builds them,
 	# without the CPU flags (with FMA, the compiler fuses their multiply-adds; see ggml/mix_test.go).
 	CGO_CFLAGS=-O3 CGO_CXXFLAGS=-O3 $(GO) test $(TEST_FLAGS) -run TestMixesMatchLlamaQuantize ./ggml
