@@ -15,6 +15,9 @@ endif
 export CGO_ENABLED := 1
 export CGO_CFLAGS := $(CPU_FLAGS)
 export CGO_CXXFLAGS := $(CPU_FLAGS)
+# ggml's CPU backend reads weights in its interleaved layouts (CPU_REPACK) only when ggml-cpu.cpp
+# is compiled with this; ollama's cgo flags leave it out (ggml/repack.go).
+export CGO_CPPFLAGS := -DGGML_USE_CPU_REPACK
 export GOTOOLCHAIN := local
 
 BIN        := bin/toklip

@@ -26,6 +26,9 @@ type Options struct {
 	GPULayers int
 	// CachePerBlock is the bytes each block's KV cache will take, counted when placing.
 	CachePerBlock uint64
+	// PlainWeights keeps quantized weights in the file's layout on the CPU, where a backbone
+	// would repack them (Repack): for comparisons and benchmarks.
+	PlainWeights bool
 }
 
 // LoadModel checks the file at path (Open), builds the ollama model registered for its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"sync"
 
@@ -68,6 +69,8 @@ type Backbone struct {
 	tok   *tokenizer.Tokenizer
 	cache kvcache.Cache
 	opts  Options
+	// packed holds the weights ggml.Repack moved (nil: none); freed after the model.
+	packed *ggml.Repacked
 
 	mu    sync.Mutex
 	slots []slot
@@ -116,8 +119,21 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		m.Backend().Close()
 		return nil, err
 	}
+	var packed *ggml.Repacked
+	if !opts.PlainWeights {
+		packed, err = ggml.Repack(m, f, lm.MatmulWeights())
+		switch {
+		case errors.Is(err, ggml.ErrRepackUnavailable):
+			slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
+		case err != nil:
+			m.Backend().Close()
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		case packed != nil:
+			slog.Debug("repacked weights for ggml's CPU kernels", "model", path, "tensors", packed.Tensors, "bytes", packed.Bytes)
+		}
+	}
 	opts = withDefaults(opts, cfg)
-	b := &Backbone{model: lm, cfg: cfg, tok: tok, cache: lm.Config().Cache, opts: opts, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}
+	b := &Backbone{model: lm, cfg: cfg, tok: tok, cache: lm.Config().Cache, opts: opts, packed: packed, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}
 	b.cache.Init(m.Backend(), dtype, opts.Sequences, opts.ContextLength, opts.BatchSize)
 	if err := b.reserve(); err != nil {
 		b.Close()
@@ -193,7 +209,16 @@ func (b *Backbone) Close() {
 	}
 	b.cache.Close()
 	b.model.Backend().Close()
+	b.packed.Close()
 	b.model = nil
+}
+
+// RepackedWeights is how many weights ggml.Repack moved into ggml's interleaved CPU layouts.
+func (b *Backbone) RepackedWeights() int {
+	if b.packed == nil {
+		return 0
+	}
+	return b.packed.Tensors
 }
 
 // Config is the backbone's configuration.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/llm/convert"
@@ -374,5 +375,64 @@ func TestBackboneTokenizer(t *testing.T) {
 		if !slices.Equal(got, want.Encode(text, tokenizer.EncodeOptions{})) || b.Tokenizer().Decode(got, false) != text {
 			t.Fatalf("%s: backbone tokenizer gives %v", name, got)
 		}
+	}
+}
+
+// ggml's interleaved CPU layouts (ggml.Repack) change how a Q4_0 product is summed, not what is
+// summed: the same Q4_0 blocks times the same Q8_0-quantized activations, with integer dot
+// products inside each block and float sums across blocks in another order. Logits agree to
+// float rounding (1e-4 of their range allows ~100 ulps of the largest), and greedy ids exactly,
+// through the prefill, the image head (a view around the image range: the rows of whole
+// interleaved groups) and cached decode.
+func TestRepackedWeightsGiveTheSameLogits(t *testing.T) {
+	if !ggml.RepackBuilt() {
+		t.Skip("ggml-cpu built without GGML_USE_CPU_REPACK (make test sets it)")
+	}
+	if !ggml.Repackable(gguf.TypeQ4_0, []uint64{64, 64}) {
+		t.Skipf("ggml has no interleaved Q4_0 kernel for this CPU (%v)", ggml.CPUFeatures())
+	}
+	g := readGolden(t, "qwen2")
+	path := convertModel(t, "qwen2", gguf.TypeQ4_0)
+	plain := load(t, path, llm.Options{Options: ggml.Options{PlainWeights: true}})
+	packed := load(t, path, llm.Options{})
+	// 3 blocks x 7 projections, and the output head (tied: ollama's backend's own copy of the
+	// embedding, which stays plain for its row lookups).
+	if plain.RepackedWeights() != 0 || packed.RepackedWeights() != 3*7+1 {
+		t.Fatalf("repacked weights: %d plain, %d packed; want 0 and 22", plain.RepackedWeights(), packed.RepackedWeights())
+	}
+	run := func(b *llm.Backbone) (prefill, image []float32, ids []int32) {
+		seq := acquire(t, b)
+		prefill = slices.Concat(forward(t, b, tokens(seq, g.Prompt, true))...)
+		imageIn := tokens(seq, []int32{g.Prompt[0]}, true)
+		imageIn[0].ImageLogits = true
+		image = forward(t, b, imageIn)[0]
+		next := argmax(prefill[len(prefill)-len(prefill)/len(g.Prompt):])
+		for range 12 {
+			ids = append(ids, next)
+			next = argmax(forward(t, b, tokens(seq, []int32{next}, true))[0])
+		}
+		return prefill, image, ids
+	}
+	wantPrefill, wantImage, wantIDs := run(plain)
+	gotPrefill, gotImage, gotIDs := run(packed)
+	if len(wantImage) != g.ImageTokens.TokenCount || len(gotImage) != len(wantImage) {
+		t.Fatalf("image logits: %d plain, %d packed, want %d", len(wantImage), len(gotImage), g.ImageTokens.TokenCount)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want []float32
+	}{{"prefill", gotPrefill, wantPrefill}, {"image head", gotImage, wantImage}} {
+		worst, scale := 0.0, 0.0
+		for i := range c.want {
+			worst = max(worst, math.Abs(float64(c.got[i]-c.want[i])))
+			scale = max(scale, math.Abs(float64(c.want[i])))
+		}
+		t.Logf("%s: max |repacked - plain| = %.2e of max |logit| %.2f", c.what, worst, scale)
+		if worst > 1e-4*scale {
+			t.Errorf("%s logits of repacked weights differ from the plain ones by %.2e (max |logit| %.2f)", c.what, worst, scale)
+		}
+	}
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("greedy ids with repacked weights %v, plain %v", gotIDs, wantIDs)
 	}
 }

@@ -71,6 +71,10 @@ type Decoder interface {
 	// ForwardFeatures is Forward with TokLIP features (nil: none) and, when imageHead, logits over
 	// the image tokens only, [Images.Count, outputs], for passes that only draw images.
 	ForwardFeatures(ctx ml.Context, batch input.Batch, feats *Features, imageHead bool) (ml.Tensor, error)
+	// MatmulWeights names the weights that the forward reads only as the first operand of a
+	// matrix product with float32 activations, whole or as whole groups of 8 rows: those ggml's
+	// CPU backend may keep in its interleaved layouts (ggml.Repack).
+	MatmulWeights() []string
 }
 
 // Architecture is what an architecture's package registers.

@@ -157,11 +157,31 @@ func (m *Model) ForwardFeatures(ctx ml.Context, batch input.Batch, feats *models
 	}
 	hidden = m.OutputNorm.Forward(ctx, hidden, m.cfg.RMSEps)
 	if imageHead && m.Output.Bias == nil {
+		// The rows of whole 8-row groups around the image range: a repacked output weight
+		// (ggml.Repack) stores each group interleaved, and a view must not split one.
 		it, w := m.cfg.Images, m.Output.Weight
-		rows := w.View(ctx, int(it.First)*w.Stride(1), w.Dim(0), w.Stride(1), it.Count)
-		return rows.Mulmat(ctx, hidden), nil
+		first := int(it.First) &^ 7
+		last := min((int(it.First)+it.Count+7)&^7, w.Dim(1))
+		rows := w.View(ctx, first*w.Stride(1), w.Dim(0), w.Stride(1), last-first)
+		logits := rows.Mulmat(ctx, hidden) // [last-first, outputs]
+		if first == int(it.First) && last-first == it.Count {
+			return logits, nil
+		}
+		return logits.View(ctx, (int(it.First)-first)*logits.Stride(0), it.Count, logits.Stride(1), logits.Dim(1)).Contiguous(ctx), nil
 	}
 	return m.Output.Forward(ctx, hidden), nil
+}
+
+// MatmulWeights implements models.Decoder: the blocks' projections and the output head (read
+// whole, or through the image head's view of whole 8-row groups).
+func (m *Model) MatmulWeights() []string {
+	var names []string
+	for i := range m.Layers {
+		for _, w := range []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"} {
+			names = append(names, fmt.Sprintf("blk.%d.%s.weight", i, w))
+		}
+	}
+	return append(names, "output.weight")
 }
 
 func (l *Layer) forward(ctx ml.Context, m *Model, hidden, positions, outputs ml.Tensor) ml.Tensor {

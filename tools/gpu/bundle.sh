@@ -15,7 +15,7 @@ out="${1:-.gpu}"
 go="${GO:-go}"
 mkdir -p "$out"
 # The GPU machine's CPU is another model: build for x86-64-v3 (AVX2, FMA, F16C), not -march=native.
-export CGO_ENABLED=1 CGO_CFLAGS="-O3 -march=x86-64-v3" CGO_CXXFLAGS="-O3 -march=x86-64-v3" GOTOOLCHAIN=local
+export CGO_ENABLED=1 CGO_CFLAGS="-O3 -march=x86-64-v3" CGO_CXXFLAGS="-O3 -march=x86-64-v3" CGO_CPPFLAGS=-DGGML_USE_CPU_REPACK GOTOOLCHAIN=local
 "$go" build -tags toklip_nodemo -ldflags "-s -w" -o "$out/toklip" ./cmd/toklip
 "$go" build -ldflags "-s -w" -o "$out/bench" ./tools/bench/cmd/bench
 xz -T0 -f -6 "$out/toklip" "$out/bench"

@@ -66,7 +66,12 @@ func Main(args []string) {
 	runs := fs.Int("runs", 3, "timed runs per engine configuration, file and thread count")
 	prefill := fs.Int("prefill", 512, "prompt tokens")
 	decode := fs.Int("decode", 128, "generated tokens")
+	depth := fs.Int("depth", 0, "tokens in the cache before decode (0: the prefill's; more fills the rest untimed, and llama-bench -d the same)")
+	plain := fs.Bool("plain", false, "also time toklip with its quantized weights in the file's layout (no CPU repacking)")
 	fs.Parse(args)
+	if *depth < *prefill {
+		*depth = *prefill
+	}
 	log.SetFlags(0)
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -115,7 +120,7 @@ func Main(args []string) {
 	}
 	fmt.Println()
 	fmt.Printf("machine: %s, ggml SIMD %s\n", cpuName(), strings.Join(ggml.CPUFeatures(), " "))
-	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens from an empty cache, decode %d tokens after them; F16 KV cache, batch 512; median [min-max] of %d interleaved runs\n", *prefill, *decode, *runs)
+	fmt.Printf("model: Qwen2.5-0.5B shape, random weights; prefill %d tokens from an empty cache, decode %d tokens at depth %d; F16 KV cache, batch 512; median [min-max] of %d interleaved runs\n", *prefill, *decode, *depth, *runs)
 	commit := ""
 	file := func(typ string) string { return filepath.Join(*dir, "qwen2.5-0.5b-random-"+typ+".gguf") }
 	for _, typ := range types {
@@ -138,7 +143,15 @@ func Main(args []string) {
 			}
 		}
 		for _, t := range threads {
-			rows := []*result{{Engine: "toklip fa-off"}, {Engine: "toklip fa-on"}}
+			configs := []toklipConfig{{fa: false}, {fa: true}}
+			if *plain && typ.Base != gguf.TypeF16 && typ.Base != gguf.TypeQ8_0 { // those have nothing to repack
+				configs = append(configs, toklipConfig{fa: false, plain: true}, toklipConfig{fa: true, plain: true})
+			}
+			var rows []*result
+			for _, c := range configs {
+				rows = append(rows, &result{Engine: c.name()})
+			}
+			ours := len(rows)
 			for _, p := range peers {
 				rows = append(rows, &result{Engine: p.name()})
 			}
@@ -148,8 +161,8 @@ func Main(args []string) {
 				rows = append(rows, binding)
 			}
 			for range *runs {
-				for i, fa := range []bool{false, true} {
-					r, err := benchToklip(path, prompt, *decode, t, *gpuLayers, 1, fa)
+				for i, c := range configs {
+					r, err := benchToklip(path, prompt, *depth, *decode, t, *gpuLayers, 1, c)
 					if err != nil {
 						log.Fatal(err)
 					}
@@ -157,13 +170,13 @@ func Main(args []string) {
 					rows[i].Decode = append(rows[i].Decode, r.Decode...)
 				}
 				for i, p := range peers {
-					pp, tg, c, err := p.run(path, *prefill, *decode, *prefill, t)
+					pp, tg, c, err := p.run(path, *prefill, *decode, *depth, t)
 					if err != nil {
 						log.Fatal(err)
 					}
 					commit = c
-					rows[2+i].Prefill = append(rows[2+i].Prefill, pp)
-					rows[2+i].Decode = append(rows[2+i].Decode, tg)
+					rows[ours+i].Prefill = append(rows[ours+i].Prefill, pp)
+					rows[ours+i].Decode = append(rows[ours+i].Decode, tg)
 				}
 				if binding != nil {
 					r, err := benchLlamaCpp(*script, path, promptFile, *decode, t, 1)
@@ -180,8 +193,8 @@ func Main(args []string) {
 				fmt.Printf("  %-34s %24s %24s\n", r.Engine, spread(r.Prefill), spread(r.Decode))
 			}
 			if len(peers) > 0 {
-				ours, theirs := best(rows[:2]), best(rows[2:2+len(peers)])
-				fmt.Printf("  %-34s %23.2fx %23.2fx   (toklip's best over llama-bench's best configuration)\n", "ratio", ours[0]/theirs[0], ours[1]/theirs[1])
+				mine, theirs := best(rows[:2]), best(rows[ours:ours+len(peers)])
+				fmt.Printf("  %-34s %23.2fx %23.2fx   (toklip's best over llama-bench's best configuration)\n", "ratio", mine[0]/theirs[0], mine[1]/theirs[1])
 			}
 		}
 	}
@@ -207,10 +220,30 @@ func spread(v []float64) string {
 	return fmt.Sprintf("%.1f [%.1f-%.1f]", median(v), slices.Min(v), slices.Max(v))
 }
 
-func benchToklip(path string, prompt []int32, decode, threads, gpuLayers, runs int, flashAttention bool) (result, error) {
+// toklipConfig is one way of running toklip's backbone.
+type toklipConfig struct {
+	fa    bool // flash attention
+	plain bool // quantized weights in the file's layout (ggml.Options.PlainWeights)
+}
+
+func (c toklipConfig) name() string {
+	n := "toklip"
+	if c.plain {
+		n += " plain-weights"
+	}
+	if c.fa {
+		return n + " fa-on"
+	}
+	return n + " fa-off"
+}
+
+// benchToklip times the prefill of prompt from an empty cache, then, once the cache holds depth
+// tokens (the rest filled untimed), decode tokens one at a time.
+func benchToklip(path string, prompt []int32, depth, decode, threads, gpuLayers, runs int, c toklipConfig) (result, error) {
 	r := result{Engine: "toklip"}
 	b, err := llm.Load(context.Background(), path, llm.Options{
-		Options: ggml.Options{Threads: threads, GPULayers: gpuLayers, FlashAttention: flashAttention}, ContextLength: 1024, BatchSize: 512, CacheType: llm.CacheF16,
+		Options:       ggml.Options{Threads: threads, GPULayers: gpuLayers, FlashAttention: c.fa, PlainWeights: c.plain},
+		ContextLength: max(1024, depth+decode), BatchSize: 512, CacheType: llm.CacheF16,
 	})
 	if err != nil {
 		return r, err
@@ -234,6 +267,18 @@ func benchToklip(path string, prompt []int32, decode, threads, gpuLayers, runs i
 		}
 		prefill := time.Since(start)
 		next := argmax(logits[0])
+		for filled := len(prompt); filled < depth; {
+			n := min(512, depth-filled)
+			in := make([]llm.Input, n)
+			for i := range in {
+				in[i] = llm.Input{Seq: s, Token: prompt[(filled+i)%len(prompt)]}
+			}
+			in[n-1].Logits = true
+			if logits, err = b.Forward(ctx, in); err != nil {
+				return r, err
+			}
+			next, filled = argmax(logits[0]), filled+n
+		}
 		start = time.Now()
 		for range decode {
 			logits, err = b.Forward(ctx, []llm.Input{{Seq: s, Token: next, Logits: true}})

@@ -1,7 +1,8 @@
 // Command unified measures the engine at Qwen2.5-0.5B + TokLIP-S shapes with random weights:
 // time to first token for a prompt with one image (image encode, then prefill); the time to
 // draw one 256-id image with guidance, with and without semantic fusion, against 256 plain
-// decode steps at batch 1 in the same run; and two images drawn at once. Run it with
+// decode steps at batch 1 in the same run; two images drawn at once; and the time between a
+// chat's streamed tokens, alone and while other requests draw and send images. Run it with
 // `make bench` (after the backbone and vision benchmarks, whose random files it extends).
 package unified
 
@@ -33,6 +34,7 @@ func Main(args []string) {
 	dir := fs.String("dir", ".bench", "work folder holding the backbone and vision benchmarks' files")
 	runs := fs.Int("runs", 3, "timed runs")
 	gpuLayers := fs.Int("gpu-layers", 0, "layers on the GPU, the LLM's and TokLIP's (-1 as many as fit; 0 the CPU)")
+	latencyOnly := fs.Bool("latency", false, "measure only the chat's step latency beside drawing")
 	fs.Parse(args)
 	log.SetFlags(0)
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -59,6 +61,9 @@ func Main(args []string) {
 	for i, c := range []struct{ fusion, vit, vision string }{
 		{"semantic", "F16", vision}, {"semantic", "Q8_0", visionQ8}, {"none", "F16", vision},
 	} {
+		if *latencyOnly && c.fusion != "none" {
+			continue
+		}
 		lm := filepath.Join(*dir, "qwen2.5-0.5b-toklip-"+c.fusion+".gguf")
 		if err := extend(base, lm, c.fusion); err != nil {
 			log.Fatal(err)
@@ -72,10 +77,18 @@ func Main(args []string) {
 		if i == 0 {
 			ttft(e, *runs)
 		}
+		if *latencyOnly {
+			alone, loaded := stepLatency(e, 512)
+			printLatency(alone, loaded)
+			e.Close()
+			continue
+		}
 		plain, guided, decode := generation(e, *runs)
 		fmt.Printf("fusion %-8s ViT %-4s  plain decode 256 steps %7.0f ms | guided image 256 ids %7.0f ms (%.2fx plain) | VQ decode %5.0f ms\n",
 			c.fusion, c.vit, plain, guided, guided/plain, decode)
 		if c.fusion == "none" {
+			alone, loaded := stepLatency(e, 512)
+			printLatency(alone, loaded)
 			both, stats := concurrent(e, *runs)
 			fmt.Printf("two guided images at once: %.0f ms, ids and VQ decodes included (%.2fx one image's %.0f ms); %d step calls in %d passes\n",
 				both, both/(guided+decode), guided+decode, stats.Calls, stats.Passes)
@@ -178,6 +191,68 @@ func concurrent(e *llm.Engine, runs int) (float64, llm.BatchStats) {
 	}
 	after := e.BatchStats()
 	return median(t), llm.BatchStats{Passes: after.Passes - before.Passes, Calls: after.Calls - before.Calls}
+}
+
+// stepLatency streams a chat answer of tokens tokens and returns the times between its tokens
+// (ms), first alone, then while another client keeps drawing guided images (256 steps, then a
+// VQ decode) and sending new images to encode: what a VQ decode or an image encode holding the
+// process-wide compute lock does to the steps of a request beside it.
+func stepLatency(e *llm.Engine, tokens int) (alone, loaded []float64) {
+	chat := func() []float64 {
+		run, err := e.Chat(context.Background(), llm.ChatRequest{
+			Messages: []llm.Message{{Role: "user", Content: []llm.Part{{Text: "Tell me a long story."}}}},
+			Options:  llm.ChatOptions{MaxTokens: tokens, Sampler: sampler.Params{Temperature: 1, TopK: 50, Seed: 7}},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		var gaps []float64
+		var last time.Time
+		for ev := range run.Events() {
+			switch ev := ev.(type) {
+			case llm.TextDelta:
+				now := time.Now()
+				if !last.IsZero() {
+					gaps = append(gaps, ms(now.Sub(last)))
+				}
+				last = now
+			case llm.Failed:
+				log.Fatal(ev.Err)
+			}
+		}
+		return gaps
+	}
+	alone = chat()
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			if _, err := e.EncodeImage(noise(int64(1000 + i))); err != nil {
+				log.Fatal(err)
+			}
+			r, err := e.Draw(ctx, llm.DrawRequest{Prompt: "a red circle in the top left corner", Options: llm.ImageOptions{
+				Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(i + 1)},
+			}})
+			if err != nil {
+				return
+			}
+			r.Wait()
+		}
+	}()
+	time.Sleep(2 * time.Second) // the drawing is under way
+	loaded = chat()
+	stop()
+	<-done
+	return alone, loaded
+}
+
+func printLatency(alone, loaded []float64) {
+	fmt.Printf("chat step latency alone:           p50 %5.0f ms  p99 %5.0f ms  max %5.0f ms (%d steps)\n",
+		percentile(alone, 50), percentile(alone, 99), slices.Max(alone), len(alone))
+	fmt.Printf("chat step latency beside drawing:  p50 %5.0f ms  p99 %5.0f ms  max %5.0f ms (%d steps; another client draws images and sends new ones to encode)\n",
+		percentile(loaded, 50), percentile(loaded, 99), slices.Max(loaded), len(loaded))
 }
 
 // plainDecode times n one-token steps of one sequence after a 16-token prompt.
@@ -290,6 +365,14 @@ func noise(seed int64) []byte {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// percentile is the p-th percentile of v (nearest rank).
+func percentile(v []float64, p float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[max(0, min(len(s)-1, i))]
+}
 
 func median(v []float64) float64 {
 	s := slices.Clone(v)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,16 @@ func Main(args []string) {
 	runs := fs.Int("runs", 3, "timed runs per measurement")
 	threads := fs.Int("threads", ggml.DefaultThreads(), "CPU threads")
 	gpuLayers := fs.Int("gpu-layers", 0, "the ViT's layers on the GPU (-1 as many as fit; 0 the CPU); the matmul ceiling is the CPU's")
+	sizeList := fs.String("sizes", "256,384", "released image sizes, comma-separated (256: TokLIP-S, 384: TokLIP-L)")
 	fs.Parse(args)
+	var sizes []int
+	for _, s := range strings.Split(*sizeList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || (n != 256 && n != 384) {
+			log.Fatalf("-sizes %q: want 256 and/or 384", *sizeList)
+		}
+		sizes = append(sizes, n)
+	}
 	log.SetFlags(0)
 	// ollama's engine logs every load at Info; the benchmark's own lines are what matter here.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -57,7 +67,7 @@ func Main(args []string) {
 	fmt.Printf("TokLIP vision paths, one image, random weights (ViT F16, VQ F32), %d threads, median of %d runs\n", *threads, *runs)
 	fmt.Printf("machine ceiling: ggml matmul 2048^3 F16 x F32 %.0f GFLOP/s, F32 x F32 %.0f GFLOP/s\n\n", ceiling[0], ceiling[1])
 	fmt.Printf("%-6s %-16s %10s %10s %10s\n", "model", "path", "ms", "GFLOP", "GFLOP/s")
-	for _, size := range []int{256, 384} {
+	for _, size := range sizes {
 		cfg := released(size)
 		path := filepath.Join(*dir, fmt.Sprintf("toklip-random-%d.gguf", size))
 		if err := writeRandom(path, cfg); err != nil {
