@@ -59,19 +59,18 @@ enum { OFF_BUFFER = 8, OFF_DATA = 248, OFF_NAME = 256, OFF_EXTRA = 320 };
 
 #define FIELD(t, off) (*(void **)((char *)(t) + (off)))
 
-// toklip_layout_ok checks the offsets on a tensor allocated in buf (0 when any disagrees).
-static int toklip_layout_ok(struct ggml_tensor * t, ggml_backend_buffer_t buf) {
-	return sizeof(void *) == 8 &&
-		(const char *)ggml_get_name(t) == (const char *)t + OFF_NAME &&
-		FIELD(t, OFF_DATA) == ggml_get_data(t) && FIELD(t, OFF_DATA) != NULL &&
-		FIELD(t, OFF_BUFFER) == (void *)buf;
-}
-
 // toklip_plain_ok checks the offsets that ggml's accessors show on a loaded tensor.
 static int toklip_plain_ok(struct ggml_tensor * t) {
 	return sizeof(void *) == 8 && (const char *)ggml_get_name(t) == (const char *)t + OFF_NAME &&
 		FIELD(t, OFF_DATA) == ggml_get_data(t);
 }
+
+// toklip_layout_ok checks the offsets on a tensor allocated in buf, the buffer's too (0 when any
+// disagrees).
+static int toklip_layout_ok(struct ggml_tensor * t, ggml_backend_buffer_t buf) {
+	return toklip_plain_ok(t) && FIELD(t, OFF_DATA) != NULL && FIELD(t, OFF_BUFFER) == (void *)buf;
+}
+
 
 static ggml_backend_buffer_t toklip_buffer(struct ggml_tensor * t) { return (ggml_backend_buffer_t)FIELD(t, OFF_BUFFER); }
 static void * toklip_extra(struct ggml_tensor * t) { return FIELD(t, OFF_EXTRA); }
@@ -120,6 +119,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/ollama/ollama/ml"
@@ -168,6 +168,11 @@ func Repackable(typ gguf.TensorType, shape []uint64) bool {
 	default:
 		return false
 	}
+	return repackCPU()
+}
+
+// repackCPU says whether ggml was built with the instructions its interleaved kernels need.
+var repackCPU = sync.OnceValue(func() bool {
 	has := CPUFeatures()
 	switch runtime.GOARCH {
 	case "amd64":
@@ -176,7 +181,7 @@ func Repackable(typ gguf.TensorType, shape []uint64) bool {
 		return slices.Contains(has, "NEON") && slices.Contains(has, "DOTPROD")
 	}
 	return false
-}
+})
 
 // Repack moves the named weights of m (as f describes them; names absent from f, or that
 // ggml cannot repack, are skipped) into ggml's interleaved CPU layouts. The caller names only
