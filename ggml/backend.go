@@ -1,6 +1,6 @@
 // Package ggml is toklip's side of ollama's GGML backend: loading a checked GGUF (package gguf)
 // onto the backend with its panics turned into errors, the CPU report and thread count, graph
-// computation one at a time across models, the few ops toklip adds, and encoding tensors with
+// computation across models (lanes.go), the few ops toklip adds, and encoding tensors with
 // ggml's own converters and quantizers (F16, BF16, Q8_0, Q4_0) for the converters and `toklip
 // quantize`.
 package ggml
@@ -29,10 +29,15 @@ type Options struct {
 	// PlainWeights keeps quantized weights in the file's layout on the CPU, where a backbone
 	// would repack them (Repack): for comparisons and benchmarks.
 	PlainWeights bool
+	// OwnCPU computes the model's graphs on a ggml CPU backend of its own rather than the one
+	// ollama shares between all models of the process, so that they run beside other models'
+	// graphs, sharing the cores, instead of taking turns with them (lanes.go). For a model with
+	// long graphs (TokLIP's VQ decode takes seconds) next to one with short ones (decode steps).
+	OwnCPU bool
 }
 
 // LoadModel checks the file at path (Open), builds the ollama model registered for its
-// architecture and loads its weights. A panic inside ollama's backend, which the checks are
+// architecture and loads its weights; Close closes it. A panic inside ollama's backend, which the checks are
 // there to prevent, still comes back as an error of kind ErrInternal, never as a crash.
 func LoadModel(ctx context.Context, path string, opts Options) (model.Model, *gguf.File, error) {
 	f, err := gguf.Open(path)
@@ -97,6 +102,10 @@ func load(ctx context.Context, path string, opts Options, layers ml.GPULayersLis
 	if err := m.Backend().Load(ctx, nil); err != nil {
 		m.Backend().Close()
 		return nil, fmt.Errorf("load weights of %s: %w", path, err)
+	}
+	if err := register(m, threads, opts.OwnCPU); err != nil {
+		m.Backend().Close()
+		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return m, nil
 }

@@ -103,12 +103,12 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 	}
 	lm, ok := m.(models.Decoder)
 	if !ok {
-		m.Backend().Close()
+		ggml.Close(m)
 		return nil, fmt.Errorf("load %s: architecture %q is not a language-model backbone", path, f.Architecture())
 	}
 	cfg, err := lm.Init(f)
 	if err != nil { // cannot happen: LoadModel ran the same check
-		m.Backend().Close()
+		ggml.Close(m)
 		return nil, err
 	}
 	tok, err := tokenizer.FromGGUF(f)
@@ -116,7 +116,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		err = fmt.Errorf("%s: the tokenizer has %d tokens but the embedding only %d rows", path, tok.VocabSize(), cfg.Vocab)
 	}
 	if err != nil {
-		m.Backend().Close()
+		ggml.Close(m)
 		return nil, err
 	}
 	var packed *ggml.Repacked
@@ -126,7 +126,7 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		case errors.Is(err, ggml.ErrRepackUnavailable):
 			slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
 		case err != nil:
-			m.Backend().Close()
+			ggml.Close(m)
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		case packed != nil:
 			slog.Debug("repacked weights for ggml's CPU kernels", "model", path, "tensors", packed.Tensors, "bytes", packed.Bytes)
@@ -208,7 +208,7 @@ func (b *Backbone) Close() {
 		return
 	}
 	b.cache.Close()
-	b.model.Backend().Close()
+	ggml.Close(b.model)
 	b.packed.Close()
 	b.model = nil
 }

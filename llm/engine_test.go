@@ -243,6 +243,78 @@ func TestConcurrentGenerationsShareBatches(t *testing.T) {
 	}
 }
 
+// TokLIP computes on a ggml CPU backend of its own (ggml.Options.OwnCPU), so its image encodes
+// and decodes run beside the LLM's steps, each graph with the cores the other leaves: both give
+// exactly what they give alone (a graph's values do not depend on its thread count: ggml splits
+// the work by output rows).
+func TestImagesComputeBesideLLMSteps(t *testing.T) {
+	e := engine(t, true)
+	v := e.Vision()
+	pixels, err := v.Image(testImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnc, err := v.Encode(pixels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantImg, err := v.Decode(wantEnc.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.BuildPrompt([]llm.Message{{Role: "user", Content: []llm.Part{{Text: "Tell me about circles and squares."}}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.Backbone()
+	step := func() []float32 {
+		seq := acquire(t, b)
+		defer b.Release(seq)
+		in := slices.Clone(p.Inputs)
+		for i := range in {
+			in[i].Seq, in[i].Logits = seq, i == len(in)-1
+		}
+		return forward(t, b, in)[0]
+	}
+	wantLogits := step()
+
+	done := make(chan error, 1)
+	go func() {
+		for range 3 {
+			enc, err := v.Encode(pixels)
+			if err != nil {
+				done <- err
+				return
+			}
+			img, err := v.Decode(enc.IDs)
+			if err != nil {
+				done <- err
+				return
+			}
+			if !slices.Equal(enc.IDs, wantEnc.IDs) || !slices.Equal(enc.Pooled, wantEnc.Pooled) || !slices.Equal(img.Pix, wantImg.Pix) {
+				done <- errors.New("an image encoded and decoded beside LLM steps differs from the same image alone")
+				return
+			}
+		}
+		done <- nil
+	}()
+	steps := 0
+	for finished := false; !finished; steps++ {
+		if got := step(); !slices.Equal(got, wantLogits) {
+			t.Fatalf("step %d beside image work: logits differ from the same step alone", steps)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+	}
+	t.Logf("%d LLM passes beside 3 image encodes and decodes", steps)
+}
+
 // Guided images take two sequences at once: with room for one guided image, three requests at
 // once all finish (taking one sequence and waiting for the second would deadlock), and a model
 // with one sequence refuses to draw with a clear error instead of waiting forever.

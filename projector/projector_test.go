@@ -106,7 +106,7 @@ func TestProjectorMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Backend().Close()
+			defer ggml.Close(m)
 			cfg, err := projector.ReadConfig(f, "projtest", g.Hidden)
 			if err != nil || cfg.Depth != c.Depth || cfg.Activation != c.Activation || cfg.InputWidth != g.In {
 				t.Fatalf("config %+v, %v", cfg, err)

@@ -48,13 +48,16 @@ type Vision struct {
 
 // Load opens, checks and loads a TokLIP file.
 func Load(ctx context.Context, path string, opts Options) (*Vision, error) {
+	// A VQ decode is one graph of seconds: on the LLM's CPU backend it would hold every chat's
+	// next step until it ends; on one of its own it shares the cores with them instead.
+	opts.OwnCPU = true
 	m, f, err := ggml.LoadModel(ctx, path, opts.Options)
 	if err != nil {
 		return nil, err
 	}
 	vm, ok := m.(*Model)
 	if !ok {
-		m.Backend().Close()
+		ggml.Close(m)
 		return nil, fmt.Errorf("load %s: architecture %q is not a TokLIP model", path, f.Architecture())
 	}
 	if opts.Streams <= 0 {
@@ -66,12 +69,12 @@ func Load(ctx context.Context, path string, opts Options) (*Vision, error) {
 	v := &Vision{model: vm, file: f, cfg: vm.cfg, opts: opts, streams: make([]bool, opts.Streams)}
 	if vm.cfg.Text.Depth > 0 {
 		if v.tok, err = tokenizer.FromGGUF(f); err != nil {
-			m.Backend().Close()
+			ggml.Close(m)
 			return nil, err
 		}
 	}
 	if err := v.readCodebook(); err != nil {
-		m.Backend().Close()
+		ggml.Close(m)
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	// F32 keys and values: the incremental features must equal the whole-image ones.
@@ -85,7 +88,7 @@ func (v *Vision) Close() {
 	defer v.mu.Unlock()
 	if v.model != nil {
 		v.model.Cache.Close()
-		v.model.Backend().Close()
+		ggml.Close(v.model)
 		v.model = nil
 	}
 }

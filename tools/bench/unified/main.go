@@ -20,6 +20,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/toklip/toklip/ggml"
@@ -78,8 +80,8 @@ func Main(args []string) {
 			ttft(e, *runs)
 		}
 		if *latencyOnly {
-			alone, loaded := stepLatency(e, 512)
-			printLatency(alone, loaded)
+			alone, loaded, encodes, draws := stepLatency(e, 512)
+			printLatency(alone, loaded, encodes, draws)
 			e.Close()
 			continue
 		}
@@ -87,8 +89,8 @@ func Main(args []string) {
 		fmt.Printf("fusion %-8s ViT %-4s  plain decode 256 steps %7.0f ms | guided image 256 ids %7.0f ms (%.2fx plain) | VQ decode %5.0f ms\n",
 			c.fusion, c.vit, plain, guided, guided/plain, decode)
 		if c.fusion == "none" {
-			alone, loaded := stepLatency(e, 512)
-			printLatency(alone, loaded)
+			alone, loaded, encodes, draws := stepLatency(e, 512)
+			printLatency(alone, loaded, encodes, draws)
 			both, stats := concurrent(e, *runs)
 			fmt.Printf("two guided images at once: %.0f ms, ids and VQ decodes included (%.2fx one image's %.0f ms); %d step calls in %d passes\n",
 				both, both/(guided+decode), guided+decode, stats.Calls, stats.Passes)
@@ -195,9 +197,10 @@ func concurrent(e *llm.Engine, runs int) (float64, llm.BatchStats) {
 
 // stepLatency streams a chat answer of tokens tokens and returns the times between its tokens
 // (ms), first alone, then while another client keeps drawing guided images (256 steps, then a
-// VQ decode) and sending new images to encode: what a VQ decode or an image encode holding the
-// process-wide compute lock does to the steps of a request beside it.
-func stepLatency(e *llm.Engine, tokens int) (alone, loaded []float64) {
+// VQ decode) and sending new images to encode: what a VQ decode or an image encode, seconds-long
+// graphs, do to the steps of a request beside them. It also counts the other client's images
+// encodes and draws (ms, those wholly within the loaded chat): the price of sharing the cores.
+func stepLatency(e *llm.Engine, tokens int) (alone, loaded, encodes, draws []float64) {
 	chat := func() []float64 {
 		run, err := e.Chat(context.Background(), llm.ChatRequest{
 			Messages: []llm.Message{{Role: "user", Content: []llm.Part{{Text: "Tell me a long story."}}}},
@@ -226,33 +229,65 @@ func stepLatency(e *llm.Engine, tokens int) (alone, loaded []float64) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	var measuring atomic.Bool // the other client's work is timed while the loaded chat runs
+	var mu sync.Mutex
+	timed := func(list *[]float64, f func() error) error {
+		counting, start := measuring.Load(), time.Now()
+		err := f()
+		if counting && measuring.Load() && err == nil {
+			mu.Lock()
+			*list = append(*list, ms(time.Since(start)))
+			mu.Unlock()
+		}
+		return err
+	}
 	go func() {
 		defer close(done)
 		for i := 0; ctx.Err() == nil; i++ {
-			if _, err := e.EncodeImage(noise(int64(1000 + i))); err != nil {
+			if err := timed(&encodes, func() error { _, err := e.EncodeImage(noise(int64(1000 + i))); return err }); err != nil {
 				log.Fatal(err)
 			}
-			r, err := e.Draw(ctx, llm.DrawRequest{Prompt: "a red circle in the top left corner", Options: llm.ImageOptions{
-				Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(i + 1)},
-			}})
+			err := timed(&draws, func() error {
+				r, err := e.Draw(ctx, llm.DrawRequest{Prompt: "a red circle in the top left corner", Options: llm.ImageOptions{
+					Guidance: 5, Sampler: sampler.Params{Temperature: 1, TopK: 1000, Seed: uint64(i + 1)},
+				}})
+				if err != nil {
+					return err
+				}
+				r.Wait()
+				return ctx.Err()
+			})
 			if err != nil {
 				return
 			}
-			r.Wait()
 		}
 	}()
 	time.Sleep(2 * time.Second) // the drawing is under way
+	measuring.Store(true)
 	loaded = chat()
+	measuring.Store(false)
 	stop()
 	<-done
-	return alone, loaded
+	return alone, loaded, encodes, draws
 }
 
-func printLatency(alone, loaded []float64) {
+func printLatency(alone, loaded, encodes, draws []float64) {
 	fmt.Printf("chat step latency alone:           p50 %5.0f ms  p99 %5.0f ms  max %5.0f ms (%d steps)\n",
 		percentile(alone, 50), percentile(alone, 99), slices.Max(alone), len(alone))
 	fmt.Printf("chat step latency beside drawing:  p50 %5.0f ms  p99 %5.0f ms  max %5.0f ms (%d steps; another client draws images and sends new ones to encode)\n",
 		percentile(loaded, 50), percentile(loaded, 99), slices.Max(loaded), len(loaded))
+	mean := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		t := 0.0
+		for _, x := range v {
+			t += x
+		}
+		return t / float64(len(v))
+	}
+	fmt.Printf("meanwhile the other client's image encodes took %.0f ms (mean of %d), its draws with the VQ decode %.0f ms (mean of %d)\n",
+		mean(encodes), len(encodes), mean(draws), len(draws))
 }
 
 // plainDecode times n one-token steps of one sequence after a 16-token prompt.
