@@ -37,8 +37,9 @@ type Options struct {
 }
 
 // LoadModel checks the file at path (Open), builds the ollama model registered for its
-// architecture and loads its weights; Close closes it. A panic inside ollama's backend, which the checks are
-// there to prevent, still comes back as an error of kind ErrInternal, never as a crash.
+// architecture and loads its weights; Close closes it. A panic inside ollama's backend, which
+// the checks are there to prevent, still comes back as an error of kind ErrInternal, never as a
+// crash.
 func LoadModel(ctx context.Context, path string, opts Options) (model.Model, *gguf.File, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
