@@ -97,6 +97,10 @@ func Main(args []string) {
 		}
 		e.Close()
 	}
+	if !*latencyOnly {
+		fmt.Println()
+		quantizedViT(*dir, "Q8_0", "Q4_0")
+	}
 }
 
 // ttft times a chat turn with one image up to its first token: the image's TokLIP encode, then
