@@ -1,6 +1,8 @@
 package visiontok
 
 import (
+	"fmt"
+
 	"github.com/ollama/ollama/fs"
 	"github.com/ollama/ollama/kvcache"
 	"github.com/ollama/ollama/ml/nn"
@@ -59,4 +61,16 @@ func newModel(c fs.Config) (model.Model, error) {
 	// The incremental semantic encoder keeps keys and values here; positions never shift.
 	m.Cache = kvcache.NewCausalCache(nil)
 	return m, nil
+}
+
+// matmulWeights are the ViT blocks' projections, which its graphs read only as the first operand
+// of matrix products with float32 activations: the weights ggml.Repack may move.
+func (m *Model) matmulWeights() []string {
+	var names []string
+	for i := range m.Blocks {
+		for _, w := range []string{"attn_qkv", "attn_out", "ffn_up", "ffn_down"} {
+			names = append(names, fmt.Sprintf("blk.%d.%s.weight", i, w))
+		}
+	}
+	return names
 }

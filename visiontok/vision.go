@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"math"
 	"sync"
 
@@ -41,6 +42,7 @@ type Vision struct {
 	tok      *tokenizer.Tokenizer // nil without a text tower
 	codebook []float32            // l2-normalized rows, for the quantizer
 	opts     Options
+	packed   *ggml.Repacked // the ViT's repacked Q4 matrices, if any
 
 	mu      sync.Mutex
 	streams []bool // sequence slots in use
@@ -77,6 +79,16 @@ func Load(ctx context.Context, path string, opts Options) (*Vision, error) {
 		ggml.Close(m)
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
+	if !opts.PlainWeights { // a Q4_0 ViT (toklip quantize) in ggml's interleaved layout
+		v.packed, err = ggml.Repack(m, f, vm.matmulWeights())
+		switch {
+		case errors.Is(err, ggml.ErrRepackUnavailable):
+			slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
+		case err != nil:
+			ggml.Close(m)
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
+	}
 	// F32 keys and values: the incremental features must equal the whole-image ones.
 	vm.Cache.Init(m.Backend(), ml.DTypeF32, opts.Streams, vm.cfg.Tokens, vm.cfg.Tokens)
 	return v, nil
@@ -89,12 +101,21 @@ func (v *Vision) Close() {
 	if v.model != nil {
 		v.model.Cache.Close()
 		ggml.Close(v.model)
+		v.packed.Close() // after the backend: the model's tensors pointed into it
 		v.model = nil
 	}
 }
 
 // Config is the model's shape.
 func (v *Vision) Config() Config { return v.cfg }
+
+// RepackedWeights is how many ViT matrices ggml.Repack moved into ggml's interleaved CPU layouts.
+func (v *Vision) RepackedWeights() int {
+	if v.packed == nil {
+		return 0
+	}
+	return v.packed.Tensors
+}
 
 // Memory is what ggml allocated for the model, by device: weights, KV cache, compute graph.
 func (v *Vision) Memory() ml.BackendMemory {

@@ -50,18 +50,23 @@ func Main(args []string) {
 		}
 	}
 	// Semantic fusion runs the causal ViT once per drawn id, so its weights' type matters as
-	// much as the LLM's: the ViT is also measured with Q8_0 matrices (the VQ model stays F32).
-	visionQ8 := filepath.Join(*dir, "toklip-random-256-vit-Q8_0.gguf")
-	if _, err := os.Stat(visionQ8); err != nil {
-		log.Printf("writing %s ...", visionQ8)
-		q8, _ := ggml.ParseMix("Q8_0")
-		if err := ggml.QuantizeFile(vision, visionQ8, q8, nil); err != nil {
-			log.Fatal(err)
+	// much as the LLM's: the ViT is also measured with Q8_0 and Q4_0 matrices (Q4_0 repacked at
+	// load; the VQ model stays F32).
+	quantized := map[string]string{}
+	for _, typ := range []string{"Q8_0", "Q4_0"} {
+		quantized[typ] = filepath.Join(*dir, "toklip-random-256-vit-"+typ+".gguf")
+		if _, err := os.Stat(quantized[typ]); err != nil {
+			log.Printf("writing %s ...", quantized[typ])
+			mix, _ := ggml.ParseMix(typ)
+			if err := ggml.QuantizeFile(vision, quantized[typ], mix, nil); err != nil {
+				log.Fatal(err)
+			}
 		}
 	}
 	fmt.Printf("unified engine: Qwen2.5-0.5B shape (F16) + TokLIP-S (VQ F32), random weights, %d threads, median of %d runs\n\n", ggml.DefaultThreads(), *runs)
 	for i, c := range []struct{ fusion, vit, vision string }{
-		{"semantic", "F16", vision}, {"semantic", "Q8_0", visionQ8}, {"none", "F16", vision},
+		{"semantic", "F16", vision}, {"semantic", "Q8_0", quantized["Q8_0"]}, {"semantic", "Q4_0", quantized["Q4_0"]},
+		{"none", "F16", vision},
 	} {
 		if *latencyOnly && c.fusion != "none" {
 			continue
