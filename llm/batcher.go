@@ -13,9 +13,11 @@ import (
 // starts when every joined loop has its next step queued, so loops that step in lockstep share
 // every pass; without that wait, two loops alternate (one's step computes while the other
 // samples) and never meet. A loop that is slow between steps (a client that reads its stream
-// slowly) holds the others back by at most maxGatherWait a pass. Time spent computing between
-// steps (TokLIP's ViT step under fusion, a VQ decode) costs nothing: compute is serialized
-// process-wide, so no pass could run meanwhile.
+// slowly) holds the others back by at most maxGatherWait a pass. A loop's TokLIP work between
+// its steps (the ViT step of an id under semantic fusion) delays the pass by as much: TokLIP
+// computes on a CPU backend of its own (ggml's lanes), so the pass could run beside it, but on
+// cores the ViT step keeps busy a shared pass, which reads the weights once for both loops, is
+// the cheaper. A loop leaves before a VQ decode, which takes seconds.
 type batcher struct {
 	lm      *Backbone
 	queue   chan *stepCall
