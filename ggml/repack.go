@@ -116,6 +116,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"runtime"
 	"slices"
@@ -255,6 +256,26 @@ func Repack(m model.Model, f *gguf.File, names []string) (*Repacked, error) {
 		r.Tensors++
 	}
 	return r, nil
+}
+
+// RepackLoaded is Repack for a model LoadModel just loaded from path with opts: nothing with
+// opts.PlainWeights, and where the build or the CPU cannot repack, a logged warning and the
+// weights as they are (nil, nil). An error means the model must be closed.
+func RepackLoaded(m model.Model, f *gguf.File, names []string, path string, opts Options) (*Repacked, error) {
+	if opts.PlainWeights {
+		return nil, nil
+	}
+	packed, err := Repack(m, f, names)
+	switch {
+	case errors.Is(err, ErrRepackUnavailable):
+		slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case packed != nil:
+		slog.Debug("repacked weights for ggml's CPU kernels", "model", path, "tensors", packed.Tensors, "bytes", packed.Bytes)
+	}
+	return packed, nil
 }
 
 // cTensor is the ggml tensor behind one of ollama's: its *ggml.Tensor keeps it in the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"sync"
 
@@ -119,18 +118,10 @@ func Load(ctx context.Context, path string, opts Options) (*Backbone, error) {
 		ggml.Close(m)
 		return nil, err
 	}
-	var packed *ggml.Repacked
-	if !opts.PlainWeights {
-		packed, err = ggml.Repack(m, f, lm.MatmulWeights())
-		switch {
-		case errors.Is(err, ggml.ErrRepackUnavailable):
-			slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
-		case err != nil:
-			ggml.Close(m)
-			return nil, fmt.Errorf("load %s: %w", path, err)
-		case packed != nil:
-			slog.Debug("repacked weights for ggml's CPU kernels", "model", path, "tensors", packed.Tensors, "bytes", packed.Bytes)
-		}
+	packed, err := ggml.RepackLoaded(m, f, lm.MatmulWeights(), path, opts.Options)
+	if err != nil {
+		ggml.Close(m)
+		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	opts = withDefaults(opts, cfg)
 	b := &Backbone{model: lm, cfg: cfg, tok: tok, cache: lm.Config().Cache, opts: opts, packed: packed, slots: make([]slot, opts.Sequences), freed: make(chan struct{})}

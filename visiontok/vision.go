@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"log/slog"
 	"math"
 	"sync"
 
@@ -79,15 +78,10 @@ func Load(ctx context.Context, path string, opts Options) (*Vision, error) {
 		ggml.Close(m)
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	if !opts.PlainWeights { // a Q4_0 ViT (toklip quantize) in ggml's interleaved layout
-		v.packed, err = ggml.Repack(m, f, vm.matmulWeights())
-		switch {
-		case errors.Is(err, ggml.ErrRepackUnavailable):
-			slog.Warn("quantized weights stay in their file layout, which ggml's CPU kernels read more slowly", "model", path, "reason", err)
-		case err != nil:
-			ggml.Close(m)
-			return nil, fmt.Errorf("load %s: %w", path, err)
-		}
+	// A Q4_0 ViT (toklip quantize) in ggml's interleaved layout.
+	if v.packed, err = ggml.RepackLoaded(m, f, vm.matmulWeights(), path, opts.Options); err != nil {
+		ggml.Close(m)
+		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	// F32 keys and values: the incremental features must equal the whole-image ones.
 	vm.Cache.Init(m.Backend(), ml.DTypeF32, opts.Streams, vm.cfg.Tokens, vm.cfg.Tokens)
