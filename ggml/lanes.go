@@ -32,6 +32,7 @@ import "C"
 
 import (
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sync"
 	"unsafe"
@@ -132,7 +133,7 @@ func placementOf(ctx ml.Context) placed {
 }
 
 // register records a loaded model's threads and, with own, moves its graphs to a CPU backend of
-// its own: a new ggml CPU backend in place of the shared one in the model's scheduler (a new
+// its own (where ollama's backend type is not the expected one, it warns and keeps the shared): a new ggml CPU backend in place of the shared one in the model's scheduler (a new
 // scheduler over the same devices and buffer types; its compute buffers are allocated at the
 // first graph). Weights stay where they are: CPU weights live in host buffers any CPU backend
 // reads.
@@ -148,11 +149,12 @@ func register(m model.Model, threads int, own bool) error {
 		shared.cpu = cpuOf(b)
 	}
 	if own {
-		cpu, err := ownCPU(m.Backend())
-		if err != nil {
-			return err
+		// Without a backend of its own the model still computes, taking turns on the shared one.
+		if cpu, err := ownCPU(m.Backend()); err != nil {
+			slog.Warn("the model's graphs take turns with other models' on the shared CPU backend", "reason", err)
+		} else {
+			p.lane = &lane{cpu: cpu, private: true}
 		}
-		p.lane = &lane{cpu: cpu, private: true}
 	}
 	models[b.UnsafePointer()] = p
 	return nil

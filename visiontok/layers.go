@@ -28,7 +28,7 @@ func (g *GroupNorm) Forward(ctx ml.Context, x ml.Tensor, groups int, eps float32
 // rowOf repeats a per-channel vector v [C] into [w, 1, C], one image row per channel. Added to
 // or multiplied with a [w, H, C] tensor it broadcasts over the rows: ggml's CPU binary ops then
 // run their vector kernels along each row, where a [1, 1, C] operand takes a call per element
-// (6-9% of a VQ pass in the profile).
+// (a sixth of a VQ pass's time in the profile, BENCHMARKS.md).
 func rowOf(ctx ml.Context, v ml.Tensor, w int) ml.Tensor {
 	c := v.Dim(0)
 	return v.Reshape(ctx, 1, 1, c).Repeat4D(ctx, w, 1, c, 1)

@@ -207,8 +207,8 @@ func concurrent(e *llm.Engine, runs int) (float64, llm.BatchStats) {
 // stepLatency streams a chat answer of tokens tokens and returns the times between its tokens
 // (ms), first alone, then while another client keeps drawing guided images (256 steps, then a
 // VQ decode) and sending new images to encode: what a VQ decode or an image encode, seconds-long
-// graphs, do to the steps of a request beside them. It also counts the other client's images
-// encodes and draws (ms, those wholly within the loaded chat): the price of sharing the cores.
+// graphs, do to the steps of a request beside them. It also times the other client's encodes
+// and draws (ms, those wholly within the loaded chat): the price of sharing the cores.
 func stepLatency(e *llm.Engine, tokens int) (alone, loaded, encodes, draws []float64) {
 	chat := func() []float64 {
 		run, err := e.Chat(context.Background(), llm.ChatRequest{
@@ -285,18 +285,14 @@ func printLatency(alone, loaded, encodes, draws []float64) {
 		percentile(alone, 50), percentile(alone, 99), slices.Max(alone), len(alone))
 	fmt.Printf("chat step latency beside drawing:  p50 %5.0f ms  p99 %5.0f ms  max %5.0f ms (%d steps; another client draws images and sends new ones to encode)\n",
 		percentile(loaded, 50), percentile(loaded, 99), slices.Max(loaded), len(loaded))
-	mean := func(v []float64) float64 {
+	mid := func(v []float64) float64 {
 		if len(v) == 0 {
 			return 0
 		}
-		t := 0.0
-		for _, x := range v {
-			t += x
-		}
-		return t / float64(len(v))
+		return median(v)
 	}
-	fmt.Printf("meanwhile the other client's image encodes took %.0f ms (mean of %d), its draws with the VQ decode %.0f ms (mean of %d)\n",
-		mean(encodes), len(encodes), mean(draws), len(draws))
+	fmt.Printf("meanwhile the other client's image encodes took %.0f ms (median of %d), its draws with the VQ decode %.0f ms (median of %d)\n",
+		mid(encodes), len(encodes), mid(draws), len(draws))
 }
 
 // plainDecode times n one-token steps of one sequence after a 16-token prompt.
