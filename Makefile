@@ -31,8 +31,12 @@ DEMO_MODEL := modelfiles/toklip-demo
 
 .PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples cuda gpu-bundle
 
+# The commit goes into `toklip version` (Go's own stamp is off where GOFLAGS has -buildvcs=false).
+COMMIT      := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+COMMIT_TIME := $(shell git log -1 --format=%cI 2>/dev/null)
+
 build: check-deps
-	$(GO) build -o $(BIN) ./cmd/toklip
+	$(GO) build -ldflags "-X main.commit=$(COMMIT) -X main.commitTime=$(COMMIT_TIME)" -o $(BIN) ./cmd/toklip
 
 # JPEG is decoded by libjpeg-turbo, as PIL decodes it (linked statically: the binary does not need
 # it at run time, the build needs its headers and static library).

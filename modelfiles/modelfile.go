@@ -118,17 +118,8 @@ func Parse(r io.Reader) (*Modelfile, error) {
 			if !ok || v == "" {
 				return nil, fail("PARAMETER needs a name and a value, as in PARAMETER temperature 0.7")
 			}
-			kind, known := paramKinds[name]
-			if !known {
-				return nil, fail("unknown parameter %q (known: %s)", name, strings.Join(sortedKeys(paramKinds), ", "))
-			}
-			if err := checkKind(kind, v); err != nil {
-				return nil, fail("parameter %s: %v", name, err)
-			}
-			if r, ok := paramRanges[name]; ok {
-				if f, _ := strconv.ParseFloat(v, 64); f < r[0] || f > r[1] {
-					return nil, fail("parameter %s: %s is not in [%g, %g]", name, v, r[0], r[1])
-				}
+			if err := CheckParameter(name, v); err != nil {
+				return nil, fail("%v", err)
 			}
 			mf.Parameters = append(mf.Parameters, Param{name, v})
 		case "TEMPLATE":
@@ -148,6 +139,49 @@ func Parse(r io.Reader) (*Modelfile, error) {
 		return nil, &ParseError{max(line, 1), "no FROM: a Modelfile names its model file with FROM"}
 	}
 	return mf, nil
+}
+
+// CheckParameter says whether a PARAMETER may have this value: a known name, a value of its kind,
+// in its range. The chat's /set parameter checks its values with it too.
+func CheckParameter(name, v string) error {
+	kind, known := paramKinds[name]
+	if !known {
+		return fmt.Errorf("unknown parameter %q (known: %s)", name, strings.Join(sortedKeys(paramKinds), ", "))
+	}
+	if err := checkKind(kind, v); err != nil {
+		return fmt.Errorf("parameter %s: %v", name, err)
+	}
+	if r, ok := paramRanges[name]; ok {
+		if f, _ := strconv.ParseFloat(v, 64); f < r[0] || f > r[1] {
+			return fmt.Errorf("parameter %s: %s is not in [%g, %g]", name, v, r[0], r[1])
+		}
+	}
+	return nil
+}
+
+// ParameterKind is a parameter's kind of value: "int", "float" or "string" ("" for a name that
+// is not a parameter).
+func ParameterKind(name string) string { return paramKinds[name] }
+
+// With returns a copy of mf whose PARAMETER name has the values given (the ones it had before
+// are replaced; no value removes it). A nil mf stands for an empty Modelfile.
+func (mf *Modelfile) With(name string, values ...string) *Modelfile {
+	out := &Modelfile{}
+	if mf != nil {
+		*out = *mf
+	}
+	out.Parameters = nil
+	if mf != nil {
+		for _, p := range mf.Parameters {
+			if p.Name != name {
+				out.Parameters = append(out.Parameters, p)
+			}
+		}
+	}
+	for _, v := range values {
+		out.Parameters = append(out.Parameters, Param{name, v})
+	}
+	return out
 }
 
 var verbs = []string{"FROM", "VISION", "PARAMETER", "TEMPLATE", "SYSTEM", "LICENSE", "MESSAGE"}

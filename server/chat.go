@@ -194,7 +194,7 @@ func (s *Server) chat(c *gin.Context) {
 			return
 		case llm.Usage:
 			resp.Usage = chatUsage(ev)
-			s.metrics.chatTokens(ev)
+			s.metrics.chatTokens(c, ev)
 		}
 	}
 	c.JSON(http.StatusOK, resp)

@@ -78,6 +78,7 @@ func (s *Server) embed(c *gin.Context, req *embeddingRequest, keepAlive *time.Du
 	}
 	s.metrics.encoded(emb.ImageEncodes)
 	s.metrics.tokens.WithLabelValues("prompt").Add(float64(emb.Tokens))
+	setUsage(c, llm.Usage{PromptTokens: emb.Tokens})
 	return m.name, emb, true
 }
 

@@ -208,7 +208,7 @@ func (s *Server) generateImages(c *gin.Context) {
 			abort(c, ev.Err)
 			return
 		case llm.Usage:
-			resp.Usage = s.imageUsage(ev)
+			resp.Usage = s.imageUsage(c, ev)
 		}
 	}
 	c.JSON(http.StatusOK, resp)
@@ -216,14 +216,14 @@ func (s *Server) generateImages(c *gin.Context) {
 
 // imageUsage is OpenAI's input/output token usage of an image generation, also added to the
 // metrics.
-func (s *Server) imageUsage(u llm.Usage) imageUsage {
+func (s *Server) imageUsage(c *gin.Context, u llm.Usage) imageUsage {
 	var out imageUsage
 	out.InputTokens = u.PromptTokens
 	out.InputTokensDetails.TextTokens = u.PromptTokens
 	out.OutputTokens = u.ImageTokens
 	out.OutputTokensDetails.ImageTokens = u.ImageTokens
 	out.TotalTokens = out.InputTokens + out.OutputTokens
-	s.metrics.imageTokens(u)
+	s.metrics.imageTokens(c, u)
 	return out
 }
 
@@ -280,7 +280,7 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start 
 				fail(err)
 				return
 			}
-			ev2.Usage = ptr(s.imageUsage(ev))
+			ev2.Usage = ptr(s.imageUsage(c, ev))
 			out.send("image_generation.completed", ev2)
 		}
 	}

@@ -97,7 +97,8 @@ func (r *run) firstOut() {
 }
 
 // chatTokens counts a chat's tokens: the shared prompt once, completions with their image ids.
-func (m *metrics) chatTokens(u llm.Usage) {
+func (m *metrics) chatTokens(c *gin.Context, u llm.Usage) {
+	setUsage(c, u)
 	m.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
 	m.tokens.WithLabelValues("image_input").Add(float64(u.PromptImageTokens))
 	m.tokens.WithLabelValues("completion").Add(float64(u.CompletionTokens))
@@ -105,7 +106,8 @@ func (m *metrics) chatTokens(u llm.Usage) {
 }
 
 // imageTokens counts an image generation's tokens: its prompt, the images' ids.
-func (m *metrics) imageTokens(u llm.Usage) {
+func (m *metrics) imageTokens(c *gin.Context, u llm.Usage) {
+	setUsage(c, u)
 	m.tokens.WithLabelValues("prompt").Add(float64(u.PromptTokens))
 	m.tokens.WithLabelValues("image_output").Add(float64(u.ImageTokens))
 }

@@ -353,7 +353,7 @@ func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) 
 			ollamaFailed(c, line, ev.Err)
 			return
 		case llm.Usage:
-			s.imageUsage(ev) // the metrics
+			s.imageUsage(c, ev) // the metrics and the log
 			b64, err := encodeImage(drawn.Image, "png")
 			if err != nil {
 				abort(c, err)
@@ -451,7 +451,7 @@ func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, 
 			ollamaFailed(c, line, ev.Err)
 			return
 		case llm.Usage:
-			s.metrics.chatTokens(ev)
+			s.metrics.chatTokens(c, ev)
 			if firstOut.IsZero() {
 				firstOut = time.Now()
 			}

@@ -12,6 +12,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -46,6 +47,10 @@ type Options struct {
 	// not say (ollama's keep_alive): nil is 5 minutes, 0 unloads it at once, negative never.
 	// The engine given to New stays listed as loaded unless a request says otherwise.
 	KeepAlive *time.Duration
+
+	// Log, if set, gets one line per request: when, its status, time, method and route, and
+	// its tokens.
+	Log io.Writer
 
 	APIKey       string // if set, every /v1 and /api request must carry "Authorization: Bearer <key>"
 	MaxBodyBytes int64  // request body limit; default 32 MiB
@@ -153,7 +158,7 @@ func (s *Server) Close() { s.models.Close() }
 func (s *Server) Handler() http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(s.metrics.observe, gin.CustomRecovery(func(c *gin.Context, v any) { // a bug answers 500, never a dropped connection
+	r.Use(s.logRequests, s.metrics.observe, gin.CustomRecovery(func(c *gin.Context, v any) { // a bug answers 500, never a dropped connection
 		abort(c, &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: "internal error"})
 	}))
 	r.NoRoute(func(c *gin.Context) {

@@ -125,7 +125,7 @@ func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Ru
 			}
 			return
 		case llm.Usage:
-			s.metrics.chatTokens(ev)
+			s.metrics.chatTokens(c, ev)
 			if job.usage {
 				send([]chunkChoice{}, ptr(chatUsage(ev)))
 			}

@@ -23,7 +23,7 @@ func TestOllamaJSClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("ollamajs", "node_modules", "ollama")); err != nil {
 		t.Fatal("npm's ollama package is not installed: make test installs it (cd tests/ollamajs && npm ci)")
 	}
-	base, _, _, stderr := startServe(t)
+	base, _, _, stderr, _ := startServe(t)
 	scene := demo.Scenes(demo.HeldOut, 1, 13)[0]
 	var img bytes.Buffer
 	if err := png.Encode(&img, scene.Render()); err != nil {

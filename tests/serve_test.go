@@ -26,7 +26,7 @@ import (
 // OpenAI's Go client about a scene and for a drawing (each checked against the scene or the
 // prompt), with -parallel and an API key; SIGINT then drains it and it exits 0.
 func TestServeWithOpenAIClient(t *testing.T) {
-	base, cmd, exited, stderr := startServe(t, "-parallel", "2", "-api-key", "sesame")
+	base, cmd, exited, stderr, later := startServe(t, "-parallel", "2", "-api-key", "sesame")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	wrong := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("wrong"), option.WithMaxRetries(0))
@@ -84,12 +84,22 @@ func TestServeWithOpenAIClient(t *testing.T) {
 	if _, err := http.Get(base + "/health"); err == nil {
 		t.Error("the server still answers after it exited")
 	}
+	// One log line per request on stderr (the wrong key's 401 too), and a word when it drains.
+	for _, want := range []string{"| 401 |", "GET /v1/models", "| 200 |", "POST /v1/chat/completions | ", "POST /v1/images/generations | ", "prompt tokens"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve's log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if out := later(); !strings.Contains(out, "shutting down: no new requests; finishing those in flight") {
+		t.Errorf("serve said nothing when it drained: %q", out)
+	}
 }
 
 // startServe runs `toklip serve -port 0 args...` on the demo model in a fresh folder and waits
-// until it says it is serving: its base URL, the process, its exit, its stderr. It is killed when
-// the test ends.
-func startServe(t *testing.T, args ...string) (base string, cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer) {
+// until it says it is serving: its base URL, the process, its exit, its stderr, and a function
+// that returns what it printed on stdout after that once it has exited. It is killed when the
+// test ends.
+func startServe(t *testing.T, args ...string) (base string, cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer, later func() string) {
 	t.Helper()
 	bin := toklipBinary(t)
 	dir := t.TempDir()
@@ -119,9 +129,14 @@ func startServe(t *testing.T, args ...string) (base string, cmd *exec.Cmd, exite
 	if base == "" {
 		t.Fatalf("serve never said it was serving: %s", stderr.String())
 	}
-	go func() { // keep the pipe drained
+	var rest strings.Builder
+	drained := make(chan struct{})
+	go func() { // keep the pipe drained, its lines kept for later
+		defer close(drained)
 		for lines.Scan() {
+			rest.WriteString(lines.Text() + "\n")
 		}
 	}()
-	return base, cmd, exited, stderr
+	later = func() string { <-drained; return rest.String() }
+	return base, cmd, exited, stderr, later
 }

@@ -10,8 +10,10 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/toklip/toklip/demo"
 	"github.com/toklip/toklip/ggml"
@@ -127,9 +129,7 @@ func fromModelfile[T any](fs *flag.FlagSet, name string, v *T) {
 	if v == nil {
 		return
 	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
-	if !given {
+	if !flagGiven(fs, name) {
 		fs.Set(name, fmt.Sprint(*v))
 	}
 }
@@ -143,13 +143,19 @@ func runGenerate(args []string, stdout io.Writer) error {
 	guidance := fs.Float64("guidance", llm.DefaultGuidance, "classifier-free guidance scale (1: none)")
 	temperature := fs.Float64("temperature", 0, "sampling temperature of the image ids (0: greedy)")
 	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
-	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image")
+	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image (default: a random one; -verbose prints it)")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
+	verbose := fs.Bool("verbose", false, "print the seed and the time taken on stderr")
 	gpu := gpuFlag(fs)
-	if r, name, prompt, err := remoteWithText(fs, args, lmPath, visionPath); err != nil || r != nil {
-		if err != nil {
-			return err
-		}
+	r, name, prompt, err := remoteWithText(fs, args, lmPath, visionPath)
+	if err == nil {
+		err = checkOutput(*out)
+	}
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if r != nil {
 		if *negative != "" {
 			return fmt.Errorf("%w: -negative is not sent to a server (ollama's image generation has no negative prompt); set %s to an address where none answers to draw in this process", errUsage, hostEnv)
 		}
@@ -169,10 +175,13 @@ func runGenerate(args []string, stdout io.Writer) error {
 		if err := r.draw(name, prompt, *out, opts); err != nil {
 			return err
 		}
+		if *verbose {
+			fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
+		}
 		fmt.Fprintf(stdout, "wrote %s\n", *out)
 		return nil
 	}
-	e, mf, prompt, err := openWithText(fs, args, lmPath, visionPath, gpu)
+	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
 	if err != nil {
 		return err
 	}
@@ -182,6 +191,12 @@ func runGenerate(args []string, stdout io.Writer) error {
 	fromModelfile(fs, "temperature", o.ImageTemperature)
 	fromModelfile(fs, "top-k", o.ImageTopK)
 	fromModelfile(fs, "seed", o.Seed)
+	if o.Seed == nil && !flagGiven(fs, "seed") {
+		*seed = randomSeed()
+	}
+	if *verbose {
+		fmt.Fprintf(os.Stderr, "seed: %d\n", *seed)
+	}
 	run, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: prompt, Options: llm.ImageOptions{
 		Guidance: float32(*guidance), Negative: *negative,
 		Sampler: sampler.Params{Temperature: float32(*temperature), TopK: *topK, Seed: *seed},
@@ -196,8 +211,30 @@ func runGenerate(args []string, stdout io.Writer) error {
 	if err := writePNG(*out, answers[0].Parts[0].Image.Image); err != nil {
 		return err
 	}
+	if *verbose {
+		fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
+	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	return nil
+}
+
+// checkOutput refuses an output path that cannot be written before any work is done for it: a
+// folder, or a file in a folder that does not exist.
+func checkOutput(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("-o %s is a folder: give a file name", path)
+	}
+	if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+		return fmt.Errorf("-o %s: the folder %s does not exist", path, filepath.Dir(path))
+	}
+	return nil
+}
+
+// flagGiven says whether the flag name was given on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // runScene draws a demo scene: the one a caption describes, or a random one.
@@ -233,12 +270,12 @@ func runScene(args []string, stdout io.Writer) error {
 // the model is named (not given by -lm and -vision): nil when none answers (or none is asked).
 func remoteWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string) (*remote, string, string, error) {
 	pos, err := parse(fs, args, -1)
-	if err != nil || *lmPath != "" || *visionPath != "" {
+	if err != nil {
 		return nil, "", "", err
 	}
 	name, text, err := modelAndText(pos)
-	if err != nil {
-		return nil, "", "", err
+	if err != nil || *lmPath != "" || *visionPath != "" {
+		return nil, name, text, err
 	}
 	if name == "" {
 		name = modelfiles.DemoName
@@ -256,21 +293,6 @@ func modelAndText(pos []string) (name, text string, err error) {
 		return pos[0], pos[1], nil
 	}
 	return "", "", fmt.Errorf("%w: give [MODEL] and one quoted text", errUsage)
-}
-
-// openWithText parses a command's flags and its positional arguments [MODEL] TEXT, and opens the
-// model (the -lm and -vision flags instead of a name) and its Modelfile (nil without one).
-func openWithText(fs *flag.FlagSet, args []string, lmPath, visionPath *string, gpu *gpuLayers) (*llm.Engine, *modelfiles.Modelfile, string, error) {
-	pos, err := parse(fs, args, -1)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	name, text, err := modelAndText(pos)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
-	return e, mf, text, err
 }
 
 func writePNG(path string, img image.Image) error {

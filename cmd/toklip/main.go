@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +41,7 @@ var commands = map[string]command{
 	"stop":      {"unload models from a running server (TOKLIP_HOST), each once its requests end", "MODEL...", runStop},
 	"generate":  {"draw an image for a prompt", "[MODEL] \"prompt\" [-o out.png] [-guidance 3] [-seed N] [-temperature T]", runGenerate},
 	"scene":     {"draw a demo scene (shape, color, position, size), to show the demo model", "[\"a small red circle in the top left corner\"] [-seed N] [-o scene.png]", runScene},
+	"version":   {"print toklip's version (also -v, --version)", "", runVersion},
 	"eval-demo": {"measure the demo model (or score the PyTorch evaluation's outputs)", "[-lm F -vision F] [-score DIR] [-compare metrics.json] [-against DIR] [-o metrics.json] [-outputs DIR] [-images DIR]", runEvalDemo},
 }
 
@@ -69,12 +72,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printUsage(stdout)
 		return 0
 	}
+	if args[0] == "-v" || args[0] == "--version" {
+		args[0] = "version"
+	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "toklip: unknown command %q; run 'toklip help' for the list.\n", args[0])
+		msg := fmt.Sprintf("toklip: unknown command %q", args[0])
+		if near := nearest(args[0]); near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", near)
+		}
+		fmt.Fprintf(stderr, "%s (run 'toklip help' for the list)\n", msg)
 		return 2
 	}
-	if args[0] != "system" && !slices.Contains(args, "-h") && !slices.Contains(args, "--help") { // system prints the same report itself
+	// What ggml's CPU backend was built with matters to a server's log and to a debugging
+	// session; the other commands keep their output to what was asked (system prints it itself).
+	if (args[0] == "serve" || os.Getenv("TOKLIP_DEBUG") != "") && !slices.Contains(args, "-h") && !slices.Contains(args, "--help") {
 		ggml.LogCPUFeatures(slog.New(slog.NewTextHandler(stderr, nil)))
 	}
 	if err := c.run(args[1:], stdout); err != nil {
@@ -146,4 +158,96 @@ func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 		return nil, fmt.Errorf("%w: want %d argument(s), got %d (%s)", errUsage, positional, len(pos), strings.Join(pos, " "))
 	}
 	return pos, nil
+}
+
+// nearest is the command a misspelled one most likely meant: the closest by edit distance, if
+// it is close ("" if none is).
+func nearest(name string) string {
+	best, bestD := "", 3 // at most two edits
+	for n := range commands {
+		if d := editDistance(name, n); d < bestD || (d == bestD && n < best) {
+			best, bestD = n, d
+		}
+	}
+	if bestD > len(name)/2 { // "rn" is not "run"'s misspelling more than anything else's
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes: command names are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// runVersion prints the module's version and the commit it was built from, from Go's build
+// information (a build outside a module's version control prints "(devel)").
+func runVersion(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
+
+// commit and commitTime are the commit the binary was built from, set by the Makefile's build
+// (-ldflags -X) for builds without Go's own version control stamp (GOFLAGS=-buildvcs=false).
+var commit, commitTime string
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "toklip (no build information)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, when, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", with uncommitted changes"
+			}
+		}
+	}
+	out := "toklip " + v
+	if rev == "" && commit != "" {
+		rev, when = commit, commitTime
+		if r, ok := strings.CutSuffix(rev, "-dirty"); ok {
+			rev, dirty = r, ", with uncommitted changes"
+		}
+	}
+	if rev != "" {
+		out += fmt.Sprintf(" (commit %.12s, %s%s)", rev, when, dirty)
+	}
+	var ollama string
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/ollama/ollama" {
+			ollama = d.Version
+		}
+	}
+	return out + fmt.Sprintf("\n%s %s/%s, ollama's engine %s", bi.GoVersion, runtime.GOOS, runtime.GOARCH, ollama)
 }

@@ -12,6 +12,15 @@ import (
 	"github.com/toklip/toklip/gguf"
 )
 
+// TestMain gives the commands an empty stdin, as a shell gives `cmd < /dev/null`: run reads a
+// message piped into it, and the test process's own stdin may be a pipe that stays open.
+func TestMain(m *testing.M) {
+	if null, err := os.Open(os.DevNull); err == nil {
+		os.Stdin = null
+	}
+	os.Exit(m.Run())
+}
+
 func runCLI(args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = run(args, &out, &errOut)
@@ -40,8 +49,14 @@ func TestConvertQuantizeInspect(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(errOut, "ggml CPU backend") {
-		t.Errorf("the binary must log its SIMD features at start; stderr: %q", errOut)
+	// What ggml was built with is logged by serve and with TOKLIP_DEBUG; other commands keep
+	// their output to what was asked.
+	if strings.Contains(errOut, "ggml CPU backend") {
+		t.Errorf("inspect logged the backend: %q", errOut)
+	}
+	t.Setenv("TOKLIP_DEBUG", "1")
+	if _, _, errOut := runCLI("inspect", q8); !strings.Contains(errOut, "ggml CPU backend") {
+		t.Errorf("with TOKLIP_DEBUG the binary logs its SIMD features at start; stderr: %q", errOut)
 	}
 }
 
@@ -90,6 +105,10 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"lsit"}, 2, `unknown command "lsit"; did you mean "list"?`},
+		{[]string{"run", "no-such-model"}, 1, `unknown model "no-such-model"`},
+		{[]string{"generate", "a red circle", "-o", filepath.Join(t.TempDir(), "missing", "x.png")}, 1, "does not exist"},
+		{[]string{"run", "-o"}, 2, "flag provided but not defined"},
 		{[]string{"convert"}, 2, "usage: toklip convert"},
 		{[]string{"convert", "somewhere"}, 2, "-o OUT.gguf is required"},
 		{[]string{"quantize", "a", "b", "-type", "Q5_9"}, 2, `unknown type "Q5_9"`},
@@ -113,6 +132,11 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		code, out, _ := runCLI("help", name)
 		if code != 0 || !strings.Contains(out, "usage: toklip "+name) {
 			t.Errorf("help %s: exit %d, %q", name, code, out)
+		}
+	}
+	for _, v := range []string{"version", "-v", "--version"} {
+		if code, out, _ := runCLI(v); code != 0 || !strings.HasPrefix(out, "toklip ") || !strings.Contains(out, "ollama's engine v0.17.4") {
+			t.Errorf("%s: exit %d, %q", v, code, out)
 		}
 	}
 	if code, out, _ := runCLI("serve", "-h"); code != 0 || !strings.Contains(out, "-image-host") || !strings.Contains(out, "default 8750") {

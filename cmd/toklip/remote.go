@@ -220,7 +220,7 @@ func runStop(args []string, stdout io.Writer) error {
 
 // chat sends a conversation and prints the answer as it streams; the images it draws are written
 // into the working folder, as `run` in this process writes them. It returns the answer's text.
-func (r *remote) chat(model string, msgs []llm.Message, options map[string]any, out io.Writer) (string, error) {
+func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, options map[string]any, out io.Writer) (string, error) {
 	req := &api.ChatRequest{Model: model, Options: options}
 	for _, m := range msgs {
 		am := api.Message{Role: m.Role}
@@ -234,7 +234,7 @@ func (r *remote) chat(model string, msgs []llm.Message, options map[string]any, 
 	}
 	var text strings.Builder
 	lineStart := true
-	err := r.api.Chat(context.Background(), req, func(resp api.ChatResponse) error {
+	err := r.api.Chat(ctx, req, func(resp api.ChatResponse) error {
 		fmt.Fprint(out, resp.Message.Content)
 		text.WriteString(resp.Message.Content)
 		if resp.Message.Content != "" {

@@ -89,7 +89,7 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	}
 	sopts := server.Options{Store: st, Engine: opts, Configure: gpu.apply, Memory: budget, KeepAlive: keepAlive,
-		APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxQueue: *queue, ImageHosts: imageHosts, BodyTimeout: *bodyTimeout}
+		Log: os.Stderr, APIKey: *apiKey, MaxBodyBytes: *maxBody, MaxQueue: *queue, ImageHosts: imageHosts, BodyTimeout: *bodyTimeout}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var fixed *llm.Engine
@@ -120,7 +120,7 @@ func runServe(args []string, stdout io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	slog.Info("shutting down: finishing the requests in flight", "drain", *drain)
+	fmt.Fprintf(stdout, "shutting down: no new requests; finishing those in flight (for at most %s)\n", *drain)
 	sctx, cancel := context.WithTimeout(context.Background(), *drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
