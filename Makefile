@@ -32,7 +32,7 @@ DEMO_MODEL := modelfiles/toklip-demo
 .PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples cuda gpu-bundle
 
 # The commit goes into `toklip version` (Go's own stamp is off where GOFLAGS has -buildvcs=false).
-COMMIT      := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+COMMIT      := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
 COMMIT_TIME := $(shell git log -1 --format=%cI 2>/dev/null)
 
 build: check-deps

@@ -124,7 +124,7 @@ func TestQuantizeKeepsTypesTheArchitectureRequires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ggml.QuantizeFile(src, dst, q8, nil); err != nil {
+	if err := ggml.QuantizeFile(src, dst, q8, ggml.QuantizeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := gguf.Open(dst)

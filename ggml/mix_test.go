@@ -158,7 +158,7 @@ func TestMixesMatchLlamaQuantize(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, name+".gguf")
-		if err := ggml.QuantizeFile(in, out, mix, nil); err != nil {
+		if err := ggml.QuantizeFile(in, out, mix, ggml.QuantizeOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		got := describe(t, out)

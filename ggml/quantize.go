@@ -177,10 +177,18 @@ func QuantizedType(name string, shape []uint64, current, target gguf.TensorType,
 	return target
 }
 
+// QuantizeOptions adjust QuantizeFile: Keep (if set) names the tensors to leave as they are
+// (see Mix.Types), and Progress (if set) is called as the tensors are written, with the bytes
+// written and the bytes there are.
+type QuantizeOptions struct {
+	Keep     func(name string) bool
+	Progress func(done, total int64)
+}
+
 // QuantizeFile rewrites the GGUF at src to dst with its weights converted as mix plans them
 // (Mix.Types), which the architecture's checker may overrule. Tensors are converted
 // one at a time as they are written; dst appears only if it passes gguf.Open's checks.
-func QuantizeFile(src, dst string, mix Mix, keep func(string) bool) error {
+func QuantizeFile(src, dst string, mix Mix, opts QuantizeOptions) error {
 	f, err := gguf.Open(src)
 	if err != nil {
 		return err
@@ -189,7 +197,7 @@ func QuantizeFile(src, dst string, mix Mix, keep func(string) bool) error {
 	kv["general.file_type"] = mix.FileType
 	delete(kv, "general.parameter_count")
 
-	planned := mix.Types(f, keep)
+	planned := mix.Types(f, opts.Keep)
 	if err := f.KeepRequiredTypes(planned); err != nil {
 		return err
 	}
@@ -208,7 +216,7 @@ func QuantizeFile(src, dst string, mix Mix, keep func(string) bool) error {
 			return encode(to, info.Shape, values), nil
 		}}
 	}
-	return gguf.WriteModel(dst, kv, tensors)
+	return gguf.WriteModelProgress(dst, kv, tensors, opts.Progress)
 }
 
 // matrixDims counts the dimensions of shape that are not 1.

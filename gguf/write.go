@@ -72,17 +72,24 @@ func (t *Tensor) WriteTo(w io.Writer) (int64, error) {
 // general.architecture. The file appears at path only when it is complete: it is written to a
 // temporary file in the same directory and renamed.
 func WriteFile(path string, kv map[string]any, tensors []*Tensor) error {
-	return writeFile(path, kv, tensors, false)
+	return writeFile(path, kv, tensors, false, nil)
 }
 
 // WriteModel is WriteFile for a model that toklip runs: before the file appears at path, it
 // must pass every check of Open, so a converter or quantizer never leaves a file that the
 // engine would refuse.
 func WriteModel(path string, kv map[string]any, tensors []*Tensor) error {
-	return writeFile(path, kv, tensors, true)
+	return writeFile(path, kv, tensors, true, nil)
 }
 
-func writeFile(path string, kv map[string]any, tensors []*Tensor, check bool) (err error) {
+// WriteModelProgress is WriteModel that calls progress (when not nil) as the tensors are
+// written, with the bytes written and the bytes there are: converting or quantizing a large
+// model takes minutes, and a command shows how far it is.
+func WriteModelProgress(path string, kv map[string]any, tensors []*Tensor, progress func(done, total int64)) error {
+	return writeFile(path, kv, tensors, true, progress)
+}
+
+func writeFile(path string, kv map[string]any, tensors []*Tensor, check bool, progress func(done, total int64)) (err error) {
 	header, offsets, dataStart, err := encodeHeader(kv, tensors)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -100,7 +107,7 @@ func writeFile(path string, kv map[string]any, tensors []*Tensor, check bool) (e
 	if _, err = tmp.Write(header); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = writeTensors(tmp, dataStart, offsets, tensors); err != nil {
+	if err = writeTensors(tmp, dataStart, offsets, tensors, progress); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err = tmp.Sync(); err != nil {
@@ -215,13 +222,17 @@ func (t *Tensor) checkWritable() error {
 // writeTensors writes each tensor's bytes at its place. Tensors are produced in parallel, as
 // many at a time as there are CPUs: a converter's or quantizer's Source does the conversion,
 // which is most of the time of writing a model.
-func writeTensors(f *os.File, dataStart int64, offsets []uint64, tensors []*Tensor) error {
+func writeTensors(f *os.File, dataStart int64, offsets []uint64, tensors []*Tensor, progress func(done, total int64)) error {
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs = make([]error, len(tensors))
-		sem  = make(chan struct{}, runtime.GOMAXPROCS(0))
+		wg          sync.WaitGroup
+		mu          sync.Mutex
+		errs        = make([]error, len(tensors))
+		sem         = make(chan struct{}, runtime.GOMAXPROCS(0))
+		done, total int64
 	)
+	for _, t := range tensors {
+		total += int64(t.Bytes())
+	}
 	failed := false
 	for i, t := range tensors {
 		mu.Lock()
@@ -233,11 +244,16 @@ func writeTensors(f *os.File, dataStart int64, offsets []uint64, tensors []*Tens
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := t.WriteTo(io.NewOffsetWriter(f, dataStart+int64(offsets[i])))
+			n, err := t.WriteTo(io.NewOffsetWriter(f, dataStart+int64(offsets[i])))
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				mu.Lock()
 				errs[i], failed = err, true
-				mu.Unlock()
+				return
+			}
+			done += n
+			if progress != nil {
+				progress(done, total)
 			}
 		})
 	}

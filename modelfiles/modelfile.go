@@ -41,7 +41,7 @@ var paramKinds = map[string]string{
 	"repeat_penalty": "float", "repeat_last_n": "int", "presence_penalty": "float",
 	"frequency_penalty": "float", "num_predict": "int", "num_ctx": "int", "stop": "string",
 	"guidance_scale": "float", "image_temperature": "float", "image_top_k": "int", "image_size": "int",
-	"num_gpu": "int",
+	"num_gpu": "int", "num_thread": "int",
 }
 
 // paramRanges bound the parameters whose values the engine would refuse at request time.
@@ -50,7 +50,7 @@ var paramRanges = map[string][2]float64{
 	"repeat_penalty": {0, math.MaxFloat32}, "repeat_last_n": {0, math.MaxInt32},
 	"presence_penalty": {-2, 2}, "frequency_penalty": {-2, 2}, "num_ctx": {1, math.MaxInt32},
 	"guidance_scale": {1, 20}, "image_temperature": {0, 2}, "image_top_k": {0, math.MaxInt32},
-	"image_size": {1, 4096}, "seed": {0, math.MaxInt64}, "num_gpu": {-1, math.MaxInt32},
+	"image_size": {1, 4096}, "seed": {0, math.MaxInt64}, "num_gpu": {-1, math.MaxInt32}, "num_thread": {1, 1024},
 }
 
 // ParseError is a Modelfile error at a line.
@@ -358,8 +358,9 @@ type Options struct {
 	// The images': the guidance scale, and the sampler of image generation's ids.
 	Guidance, ImageTemperature *float64
 	ImageTopK                  *int
-	// Layers on the GPU, as ollama counts them: -1 as many as fit, 0 none, N the last N.
-	NumGPU *int
+	// How the model loads: layers on the GPU, as ollama counts them (-1 as many as fit, 0 none,
+	// N the last N); the context length of each sequence; ggml's CPU threads.
+	NumGPU, NumCtx, NumThread *int
 }
 
 // Options reads the Modelfile's PARAMETERs (checked when parsed). A nil Modelfile has none.
@@ -393,6 +394,6 @@ func (mf *Modelfile) Options() Options {
 	}
 	o.Stop = mf.Strings("stop")
 	o.Guidance, o.ImageTemperature, o.ImageTopK = float("guidance_scale"), float("image_temperature"), integer("image_top_k")
-	o.NumGPU = integer("num_gpu")
+	o.NumGPU, o.NumCtx, o.NumThread = integer("num_gpu"), integer("num_ctx"), integer("num_thread")
 	return o
 }

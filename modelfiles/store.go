@@ -185,6 +185,12 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 	if err != nil {
 		return err
 	}
+	if mf.Template != "" {
+		return &UnsupportedError{"TEMPLATE is not supported: toklip writes chats in the format the model file names (ChatML or Llama 3, from its tokenizer.chat_template); remove the TEMPLATE line"}
+	}
+	if _, ok := mf.Int("image_size"); ok && mf.Vision == "" {
+		return &UnsupportedError{"PARAMETER image_size: the model has no TokLIP file (VISION) to read or draw images with"}
+	}
 	paths := []string{mf.From}
 	if mf.Vision != "" {
 		paths = append(paths, mf.Vision)
@@ -194,8 +200,14 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 		if !filepath.IsAbs(p) {
 			paths[i] = filepath.Join(dir, p)
 		}
-		if _, err := gguf.ReadFile(paths[i]); err != nil { // a GGUF whose header holds together
+		f, err := gguf.ReadFile(paths[i]) // a GGUF whose header holds together
+		if err != nil {
 			return err
+		}
+		if i == 1 {
+			if err := checkImageSize(mf, f); err != nil {
+				return err
+			}
 		}
 		st, err := os.Stat(paths[i])
 		if err != nil {
@@ -228,6 +240,28 @@ func (s *Store) Create(name string, mf *Modelfile, dir string, progress func(don
 	}
 	m.Modelfile = stored.String()
 	return s.writeManifest(m)
+}
+
+// UnsupportedError is a Modelfile that parses but asks for what toklip does not do.
+type UnsupportedError struct{ Msg string }
+
+func (e *UnsupportedError) Error() string { return e.Msg }
+
+// checkImageSize refuses a PARAMETER image_size that the TokLIP file cannot honor: the size its
+// VQ model and ViT were trained at is the only one they read and draw.
+func checkImageSize(mf *Modelfile, vision *gguf.File) error {
+	want, ok := mf.Int("image_size")
+	if !ok {
+		return nil
+	}
+	size, err := gguf.Key[uint32](vision, "toklip.image_size")
+	if err != nil {
+		return err
+	}
+	if int64(size) != want {
+		return &UnsupportedError{fmt.Sprintf("PARAMETER image_size %d: this model's TokLIP file reads and draws %d px images, a size its weights fix (leave image_size out, or give %d)", want, size, size)}
+	}
+	return nil
 }
 
 // sweep removes, under the store's lock, what a create killed midway left behind: the copies of

@@ -130,6 +130,7 @@ func (s *Server) checkChat(m *served, r *chatRequest) (*chatJob, error) {
 		j.Options.Image.Guidance = float32(*r.GuidanceScale)
 	}
 	j.Options.Image.Sampler.Seed = j.Options.Sampler.Seed
+	imageSampler(&j.Options.Image, m.defaults) // drawn ids: the Modelfile's sampler, as image generation's
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
 	return j, nil
 }

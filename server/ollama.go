@@ -121,6 +121,7 @@ func ollamaOptions(m *served, reqOpts map[string]any, format json.RawMessage) (l
 	}
 	opts.Stop = o.Stop
 	opts.Image.Sampler.Seed = seed
+	imageSampler(&opts.Image, d)
 	switch f := string(bytes.TrimSpace(format)); f {
 	case "", `""`, "null":
 	case `"json"`:
@@ -271,8 +272,8 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 // ollamaDraw draws the prompt as ollama's image generation answers: with streaming, an object
 // per drawn id (completed of total), then the image, base64 PNG, in the last (done) object. The
 // model draws at its own size, whatever width and height ask. Options: temperature, top_k, seed
-// (the ids' sampler: the Modelfile's image_temperature and image_top_k otherwise, temperature 1),
-// and toklip's guidance_scale.
+// (the ids' sampler: the Modelfile's image_temperature, image_top_k and seed otherwise, else
+// greedy with a random seed), and toklip's guidance_scale.
 func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) {
 	m := l.Value()
 	if !m.info.Draws {
@@ -317,6 +318,16 @@ func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) 
 		r.Seed = ptr(int64(*seed))
 	}
 	imageDefaults(m, &r)
+	// What neither the request nor the Modelfile says: greedy ids, as `toklip generate` draws in
+	// its own process, and a random seed, as ollama's options mean by default.
+	if r.Temperature == nil {
+		r.Temperature = ptr(0.0)
+	}
+	if r.Seed == nil {
+		var b [8]byte
+		rand.Read(b[:])
+		r.Seed = ptr(int64(binary.LittleEndian.Uint64(b[:]) >> 1))
+	}
 	job, err := s.checkImages(m, &r)
 	if err != nil {
 		abort(c, err)
@@ -499,4 +510,16 @@ func withSystem(msgs []llm.Message, d *modelfiles.Modelfile) []llm.Message {
 		head = append(head, llm.Message{Role: m.Role, Content: []llm.Part{{Text: m.Content}}})
 	}
 	return append(head, msgs...)
+}
+
+// imageSampler sets the sampler of the ids an answer draws from the Modelfile's image_temperature
+// and image_top_k (greedy without them), as toklip run does: a model draws the same through
+// every route.
+func imageSampler(o *llm.ImageOptions, d modelfiles.Options) {
+	if d.ImageTemperature != nil {
+		o.Sampler.Temperature = float32(*d.ImageTemperature)
+	}
+	if d.ImageTopK != nil {
+		o.Sampler.TopK = *d.ImageTopK
+	}
 }

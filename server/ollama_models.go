@@ -14,7 +14,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/ollama/ollama/api"
-	ollamamodel "github.com/ollama/ollama/types/model"
 
 	"github.com/toklip/toklip/gguf"
 	"github.com/toklip/toklip/modelfiles"
@@ -101,30 +100,19 @@ func (s *Server) ollamaShow(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	in := en.info
-	resp := api.ShowResponse{Details: details(), ModifiedAt: en.manifest.Created,
-		Capabilities: []ollamamodel.Capability{ollamamodel.CapabilityCompletion}}
-	if in.ReadsImages {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityVision)
+	files := en.files
+	if files.LM == "" && mf != nil { // the engine given to New by its files
+		files = modelfiles.Files{LM: mf.From, Vision: mf.Vision}
 	}
-	if in.Embeds {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityEmbedding)
+	var resp api.ShowResponse
+	if files.LM == "" { // given by files the server was not told: what the engine says
+		resp = api.ShowResponse{Details: details(), Capabilities: capabilities(en.info),
+			ModelInfo: map[string]any{"general.architecture": "toklip", "toklip.context_length": en.info.ContextLength, "toklip.vocab_size": en.info.Vocab}}
+	} else if resp, err = Show(en.name, files, mf); err != nil {
+		abort(c, storeError(err))
+		return
 	}
-	if in.Draws {
-		resp.Capabilities = append(resp.Capabilities, ollamamodel.CapabilityImage)
-	}
-	resp.ModelInfo = map[string]any{"general.architecture": "toklip", "toklip.context_length": in.ContextLength, "toklip.vocab_size": in.Vocab}
-	if mf != nil {
-		resp.Modelfile, resp.System, resp.Template, resp.License = mf.String(), mf.System, mf.Template, strings.Join(mf.License, "\n")
-		var params strings.Builder
-		for _, p := range mf.Parameters {
-			fmt.Fprintf(&params, "%-16s %s\n", p.Name, p.Value)
-		}
-		resp.Parameters = params.String()
-		for _, m := range mf.Messages {
-			resp.Messages = append(resp.Messages, api.Message{Role: m.Role, Content: m.Content})
-		}
-	}
+	resp.ModifiedAt = en.manifest.Created
 	c.JSON(http.StatusOK, resp)
 }
 
@@ -134,10 +122,11 @@ func storeError(err error) error {
 	var ne *modelfiles.NameError
 	var fe *gguf.FileError
 	var pe *fs.PathError
+	var ue *modelfiles.UnsupportedError
 	switch {
 	case errors.Is(err, modelfiles.ErrNotFound):
 		return withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: ptr("model"), Message: err.Error()}, "model_not_found")
-	case errors.As(err, &ne), errors.As(err, &fe), errors.As(err, &pe):
+	case errors.As(err, &ne), errors.As(err, &fe), errors.As(err, &pe), errors.As(err, &ue):
 		return invalid("model", "%s", err.Error())
 	}
 	return err

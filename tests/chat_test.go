@@ -2,6 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"encoding/base64"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	xdraw "golang.org/x/image/draw"
 
 	"github.com/toklip/toklip/demo"
 )
@@ -274,5 +278,51 @@ func TestRandomSeedsRepeatable(t *testing.T) {
 	}
 	if s := draw("c.png", "-seed", s1); s != s1 || !bytes.Equal(read("a.png"), read("c.png")) {
 		t.Fatalf("-seed %s gave seed %s, the same image: %v", s1, s, bytes.Equal(read("a.png"), read("c.png")))
+	}
+}
+
+// A drawn image is shown in the terminal where it can show pictures: kitty's graphics protocol
+// (decoded here back into the picture: the model's image scaled up, drawn as asked) and iTerm2's
+// inline images; piped, the output holds only the file's name.
+func TestDrawnImagesShownInTheTerminal(t *testing.T) {
+	bin := toklipBinary(t)
+	dir := t.TempDir()
+	env := append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	const prompt = "a small blue circle in the center"
+	kitty := startTerminal(t, bin, dir, append(env, "TERM=xterm-kitty"), "generate", prompt, "-o", "kitty.png")
+	kitty.wait("wrote kitty.png")
+	var data strings.Builder
+	for _, m := range regexp.MustCompile("\x1b_G(?:a=T,f=100,)?m=([01]);([A-Za-z0-9+/=]*)\x1b\\\\").FindAllStringSubmatch(kitty.all(), -1) {
+		data.WriteString(m[2])
+	}
+	raw, err := base64.StdEncoding.DecodeString(data.String())
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("kitty graphics: %v (%d base64 bytes)", err, data.Len())
+	}
+	shown, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := shown.Bounds(); b.Dx() != 256 || b.Dy() != 256 {
+		t.Errorf("shown at %v, want 256 x 256 (the %d px image scaled up)", b, demo.Size)
+	}
+	// The picture shown is the one written, scaled up by a whole factor.
+	checkDrawing(t, filepath.Join(dir, "kitty.png"), prompt)
+	small := image.NewRGBA(image.Rect(0, 0, demo.Size, demo.Size))
+	xdraw.NearestNeighbor.Scale(small, small.Bounds(), shown, shown.Bounds(), xdraw.Src, nil)
+	if got, want := demo.Check(small), demo.ReadAnswer(prompt); got != want {
+		t.Errorf("the image shown reads as %+v, the prompt asked for %+v", got, want)
+	}
+
+	iterm := startTerminal(t, bin, dir, append(env, "TERM=xterm-256color", "TERM_PROGRAM=iTerm.app"), "run", "-draw", "Draw "+prompt+".")
+	iterm.wait("\x1b]1337;File=inline=1;")
+	iterm.wait("\a")
+	if err := <-iterm.done; err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "-draw", "Draw "+prompt+".")
+	cmd.Env, cmd.Dir = append(env, "TERM=xterm-kitty"), dir
+	if out, err := cmd.Output(); err != nil || strings.Contains(string(out), "\x1b") || !strings.HasPrefix(string(out), "[image: ") {
+		t.Errorf("piped: %v %q", err, out)
 	}
 }

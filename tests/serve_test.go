@@ -101,11 +101,16 @@ func TestServeWithOpenAIClient(t *testing.T) {
 // test ends.
 func startServe(t *testing.T, args ...string) (base string, cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer, later func() string) {
 	t.Helper()
-	bin := toklipBinary(t)
 	dir := t.TempDir()
+	return startServeIn(t, dir, append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache")), args...)
+}
+
+// startServeIn is startServe in dir with the environment env (its store, say).
+func startServeIn(t *testing.T, dir string, env []string, args ...string) (base string, cmd *exec.Cmd, exited chan error, stderr *bytes.Buffer, later func() string) {
+	t.Helper()
+	bin := toklipBinary(t)
 	cmd = exec.Command(bin, append([]string{"serve", "-port", "0"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	cmd.Dir, cmd.Env = dir, env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func TestRepackedViTGivesTheSameFeatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ggml.QuantizeFile(convertedPath, path, mix, nil); err != nil {
+	if err := ggml.QuantizeFile(convertedPath, path, mix, ggml.QuantizeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	load := func(opts ggml.Options) *visiontok.Vision {

@@ -74,16 +74,26 @@ func (g *gpuLayers) Set(v string) error {
 	return nil
 }
 
-// apply sets the engine's placement: the flag if given, else the Modelfile's num_gpu, else auto.
+// apply sets how a model loads from its Modelfile, for `serve` (every model the server loads) and
+// the commands that load one in this process alike: the layers on the GPU (the flag if given,
+// else the Modelfile's num_gpu, else auto), the context length (num_ctx) and ggml's CPU threads
+// (num_thread).
 func (g *gpuLayers) apply(o *llm.EngineOptions, mf *modelfiles.Modelfile) {
 	n := ggml.AutoLayers
 	if g != nil {
 		n = g.n
 	}
-	if v := mf.Options().NumGPU; v != nil && (g == nil || !g.set) {
+	mo := mf.Options()
+	if v := mo.NumGPU; v != nil && (g == nil || !g.set) {
 		n = *v
 	}
 	o.Backbone.GPULayers, o.Vision.GPULayers = n, n
+	if v := mo.NumCtx; v != nil {
+		o.Backbone.ContextLength = *v
+	}
+	if v := mo.NumThread; v != nil {
+		o.Backbone.Threads, o.Vision.Threads = *v, *v
+	}
 }
 
 // exifFlag declares -exif, how input images' EXIF orientation is taken, and returns a function
@@ -175,6 +185,11 @@ func runGenerate(args []string, stdout io.Writer) error {
 		if err := r.draw(name, prompt, *out, opts); err != nil {
 			return err
 		}
+		if b, err := os.ReadFile(*out); err == nil {
+			if pic, err := png.Decode(bytes.NewReader(b)); err == nil {
+				showImage(os.Stdout, graphicsProtocol(os.Stdout), pic)
+			}
+		}
 		if *verbose {
 			fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
 		}
@@ -211,6 +226,7 @@ func runGenerate(args []string, stdout io.Writer) error {
 	if err := writePNG(*out, answers[0].Parts[0].Image.Image); err != nil {
 		return err
 	}
+	showImage(os.Stdout, graphicsProtocol(os.Stdout), answers[0].Parts[0].Image.Image)
 	if *verbose {
 		fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
 	}

@@ -46,9 +46,10 @@ func runConvert(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if toklip {
-		err = visionconvert.Convert(pos[0], *out, visionconvert.Options{Type: t, Tokenizer: *tok, Heads: *heads, Groups: *groups, Name: *name})
+		err = visionconvert.Convert(pos[0], *out, visionconvert.Options{Type: t, Tokenizer: *tok, Heads: *heads, Groups: *groups, Name: *name,
+			Progress: terminalProgress("writing")})
 	} else {
-		err = convert.Convert(pos[0], *out, convert.Options{Type: t, Name: *name})
+		err = convert.Convert(pos[0], *out, convert.Options{Type: t, Name: *name, Progress: terminalProgress("writing")})
 	}
 	if err != nil {
 		return err
@@ -68,7 +69,7 @@ func runQuantize(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if err := ggml.QuantizeFile(pos[0], pos[1], mix, nil); err != nil {
+	if err := ggml.QuantizeFile(pos[0], pos[1], mix, ggml.QuantizeOptions{Progress: terminalProgress("quantizing")}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", pos[1])

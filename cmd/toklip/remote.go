@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -136,40 +138,10 @@ func apiErr(err error) error {
 	return err
 }
 
-func (r *remote) list(stdout io.Writer) error {
-	resp, err := r.api.List(context.Background())
-	if err != nil {
-		return apiErr(err)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSIZE\tCREATED")
-	for _, m := range resp.Models {
-		fmt.Fprintf(tw, "%s\t%.1f MB\t%s\n", strings.TrimSuffix(m.Name, ":latest"), float64(m.Size)/1e6, m.ModifiedAt.Local().Format("2006-01-02 15:04"))
-	}
-	return tw.Flush()
-}
-
-func (r *remote) show(name string, onlyModelfile bool, stdout io.Writer) error {
-	resp, err := r.api.Show(context.Background(), &api.ShowRequest{Model: name})
-	if err != nil {
-		return apiErr(err)
-	}
-	if onlyModelfile {
-		fmt.Fprint(stdout, resp.Modelfile)
-		return nil
-	}
-	caps := make([]string, len(resp.Capabilities))
-	for i, c := range resp.Capabilities {
-		caps[i] = string(c)
-	}
-	fmt.Fprintf(stdout, "model         %s\ncapabilities  %s\ncontext       %v\n\n%s", name, strings.Join(caps, ", "),
-		resp.ModelInfo["toklip.context_length"], resp.Modelfile)
-	return nil
-}
-
 // runPS lists the models a running server holds.
 func runPS(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("ps", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print ollama's ps answer as JSON")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -180,6 +152,9 @@ func runPS(args []string, stdout io.Writer) error {
 	resp, err := r.api.ListRunning(context.Background())
 	if err != nil {
 		return apiErr(err)
+	}
+	if *asJSON {
+		return printJSON(stdout, resp)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSIZE\tCONTEXT\tUNTIL")
@@ -220,7 +195,7 @@ func runStop(args []string, stdout io.Writer) error {
 
 // chat sends a conversation and prints the answer as it streams; the images it draws are written
 // into the working folder, as `run` in this process writes them. It returns the answer's text.
-func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, options map[string]any, out io.Writer) (string, error) {
+func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, options map[string]any, out io.Writer, graphics string) (string, error) {
 	req := &api.ChatRequest{Model: model, Options: options}
 	for _, m := range msgs {
 		am := api.Message{Role: m.Role}
@@ -250,6 +225,9 @@ func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, opt
 			} else {
 				fmt.Fprintf(out, "[image: %s]\n", path)
 			}
+			if pic, err := png.Decode(bytes.NewReader(img)); err == nil {
+				showImage(out, graphics, pic)
+			}
 		}
 		return nil
 	})
@@ -263,13 +241,17 @@ func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, opt
 // writes it to out, printing the progress on stderr.
 func (r *remote) draw(model, prompt, out string, options map[string]any) error {
 	var img string
+	progress, drawn := isTerminal(os.Stderr), false // progress redrawn in place: only on a terminal
 	err := r.api.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: prompt, Width: 1, Height: 1, Options: options},
 		func(g api.GenerateResponse) error {
-			if g.Total > 0 && !g.Done {
+			if g.Total > 0 && !g.Done && progress {
 				fmt.Fprintf(os.Stderr, "\rdrawing %d of %d", g.Completed, g.Total)
+				drawn = true
 			}
 			if g.Done {
-				fmt.Fprintln(os.Stderr)
+				if drawn {
+					fmt.Fprintln(os.Stderr)
+				}
 				img = g.Image
 			}
 			return nil

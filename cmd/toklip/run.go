@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ollama/ollama/api"
 	"golang.org/x/term"
 
 	"github.com/toklip/toklip/internal/lineedit"
@@ -87,6 +88,9 @@ func runRun(args []string, stdout io.Writer) error {
 		}
 	}
 	c := &chatter{out: stdout, draw: *draw, verbose: *verbose}
+	if f, ok := stdout.(*os.File); ok {
+		c.graphics = graphicsProtocol(f)
+	}
 	// The flags given are parameters over the Modelfile's.
 	withFlags := func(mf *modelfiles.Modelfile) *modelfiles.Modelfile {
 		fs.Visit(func(f *flag.Flag) {
@@ -282,6 +286,7 @@ type chatter struct {
 	draw     bool                  // answers may draw images
 	verbose  bool
 	out      io.Writer
+	graphics string        // how the terminal shows images (graphicsProtocol); "" where it does not
 	system   string        // the system message (the Modelfile's SYSTEM, or /set system's), kept by /clear
 	preamble []llm.Message // the Modelfile's MESSAGEs, kept by /clear
 	history  []llm.Message
@@ -341,7 +346,7 @@ func (c *chatter) say(ctx context.Context, msg string) error {
 	var answer string
 	var err error
 	if c.remote != nil {
-		answer, err = c.remote.chat(ctx, c.model, msgs, ollamaOptions(c.mf, c.draw), c.out)
+		answer, err = c.remote.chat(ctx, c.model, msgs, ollamaOptions(c.mf, c.draw), c.out, c.graphics)
 	} else {
 		answer, err = c.local(ctx, msgs)
 	}
@@ -413,6 +418,7 @@ func (c *chatter) local(ctx context.Context, msgs []llm.Message) (string, error)
 			} else {
 				fmt.Fprintf(c.out, "[image: %s]\n", path)
 			}
+			showImage(c.out, c.graphics, ev.Image.Image)
 		case llm.ChoiceDone:
 			ans = ev.Answer
 		case llm.Failed:
@@ -591,17 +597,26 @@ func (c *chatter) show(arg string) {
 		}
 		fmt.Fprintln(c.out, c.system)
 	case "modelfile":
-		if c.remote != nil {
-			if err := c.remote.show(c.model, true, c.out); err != nil {
-				fmt.Fprintln(c.out, err)
+		var resp api.ShowResponse
+		var err error
+		switch {
+		case c.remote != nil:
+			var got *api.ShowResponse
+			if got, err = c.remote.api.Show(context.Background(), &api.ShowRequest{Model: c.model}); err == nil {
+				resp = *got
 			}
-			return
-		}
-		if c.base == nil {
+			err = apiErr(err)
+		case c.base == nil:
 			fmt.Fprintln(c.out, "no Modelfile: the model was given by its files")
 			return
+		default:
+			resp, err = localShow(c.model)
 		}
-		fmt.Fprint(c.out, c.base.String())
+		if err != nil {
+			fmt.Fprintln(c.out, err)
+			return
+		}
+		fmt.Fprint(c.out, resp.Modelfile)
 	default:
 		fmt.Fprintln(c.out, "usage: /show [info|parameters|system|modelfile]")
 	}

@@ -22,6 +22,8 @@ import (
 type Options struct {
 	Type gguf.TensorType // type of the weight matrices: F32 (the zero value), F16, BF16, Q8_0, Q4_0
 	Name string          // general.name; default: the config's _name_or_path or the folder's name
+	// Progress, if set, is called as the tensors are written: bytes done, bytes in all.
+	Progress func(done, total int64)
 }
 
 // Convert converts the checkpoint in dir to a GGUF file at out. The result is written beside out,
@@ -44,7 +46,7 @@ func Convert(dir, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := gguf.WriteModel(out, kv, tensors); err != nil {
+	if err := gguf.WriteModelProgress(out, kv, tensors, opts.Progress); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil

@@ -30,6 +30,8 @@ type Options struct {
 	Heads     int             // attention heads of the ViT and the text tower; default 16 (So400m)
 	Groups    int             // GroupNorm groups of the VQ model; default 32 (LlamaGen)
 	Name      string          // general.name; default the checkpoint's "name" or file name
+	// Progress, if set, is called as the tensors are written: bytes done, bytes in all.
+	Progress func(done, total int64)
 }
 
 // Convert converts the checkpoint at src to a GGUF file at out. The file is written beside out,
@@ -67,7 +69,7 @@ func Convert(src, out string, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := gguf.WriteModel(out, kv, tensors); err != nil {
+	if err := gguf.WriteModelProgress(out, kv, tensors, opts.Progress); err != nil {
 		return fmt.Errorf("convert: %w", err)
 	}
 	return nil

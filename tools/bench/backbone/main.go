@@ -136,7 +136,7 @@ func Main(args []string) {
 					}
 				}
 				log.Printf("quantizing to %s ...", typ.Name)
-				err = ggml.QuantizeFile(file("F16"), path, typ, nil)
+				err = ggml.QuantizeFile(file("F16"), path, typ, ggml.QuantizeOptions{})
 			}
 			if err != nil {
 				log.Fatal(err)

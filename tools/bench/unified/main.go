@@ -58,7 +58,7 @@ func Main(args []string) {
 		if _, err := os.Stat(quantized[typ]); err != nil {
 			log.Printf("writing %s ...", quantized[typ])
 			mix, _ := ggml.ParseMix(typ)
-			if err := ggml.QuantizeFile(vision, quantized[typ], mix, nil); err != nil {
+			if err := ggml.QuantizeFile(vision, quantized[typ], mix, ggml.QuantizeOptions{}); err != nil {
 				log.Fatal(err)
 			}
 		}

@@ -34,7 +34,7 @@ func quantizedViT(dir string, types ...string) {
 			log.Fatal(err)
 		}
 		path := filepath.Join(dir, "toklip-demo-vit-"+typ+".gguf")
-		if err := ggml.QuantizeFile(vision, path, mix, nil); err != nil {
+		if err := ggml.QuantizeFile(vision, path, mix, ggml.QuantizeOptions{}); err != nil {
 			log.Fatal(err)
 		}
 		ids, read := drawScenes(lm, path, scenes)
