@@ -58,6 +58,12 @@ type buildError struct {
 
 func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + string(e.out) }
 
+// userEnv is the environment of a user whose home, model store and cache are in dir (home/,
+// models/, cache/): what the binary keeps (models, the chat's history) stays in the test's folder.
+func userEnv(dir string) []string {
+	return append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+}
+
 // runBinary runs the binary in dir with env and returns its exit code and output; a failure to
 // start at all fails the test.
 func runBinary(t testing.TB, bin, dir string, env []string, args ...string) (code int, stdout, stderr string) {

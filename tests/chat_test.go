@@ -104,7 +104,7 @@ func TestInteractiveChatInATerminal(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
-	env := append(os.Environ(), "HOME="+home, "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"), "TERM=xterm")
+	env := append(userEnv(dir), "TERM=xterm")
 	const caption = "a large red star in the center"
 	if code, _, errOut := runBinary(t, bin, dir, env, "scene", caption, "-o", "my scene.png"); code != 0 {
 		t.Fatal(errOut)
@@ -223,7 +223,7 @@ func TestInteractiveChatInATerminal(t *testing.T) {
 func TestPipedRunAndQuietCommands(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	env := userEnv(dir)
 	const caption = "a small green square in the top left corner"
 	runBinary(t, bin, dir, env, "scene", caption, "-o", "scene.png")
 	cmd := exec.Command(bin, "run", "-image", "scene.png")
@@ -254,7 +254,7 @@ func TestPipedRunAndQuietCommands(t *testing.T) {
 func TestRandomSeedsRepeatable(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	env := userEnv(dir)
 	draw := func(out string, extra ...string) (seed string) {
 		t.Helper()
 		args := append([]string{"generate", "a small blue circle in the center", "-temperature", "1", "-verbose", "-o", out}, extra...)
@@ -287,7 +287,7 @@ func TestRandomSeedsRepeatable(t *testing.T) {
 func TestDrawnImagesShownInTheTerminal(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	env := userEnv(dir)
 	const prompt = "a small blue circle in the center"
 	kitty := startTerminal(t, bin, dir, append(env, "TERM=xterm-kitty"), "generate", prompt, "-o", "kitty.png")
 	kitty.wait("wrote kitty.png")

@@ -12,8 +12,8 @@ import (
 	"github.com/toklip/toklip/demo"
 )
 
-// The store's whole cycle through the real binary: create from a Modelfile (with its progress
-// bar), list, show, run by name, cp, rm; the embedded model cannot be removed.
+// The store's whole cycle through the real binary: create from a Modelfile, list, show, run by
+// name, cp, rm; the embedded model cannot be removed.
 func TestStoreCycleThroughTheBinary(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()

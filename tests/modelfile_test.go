@@ -18,7 +18,7 @@ import (
 func TestModelfilesAsOllamaUsersWriteThem(t *testing.T) {
 	bin := toklipBinary(t)
 	dir := t.TempDir()
-	env := append(os.Environ(), "HOME="+filepath.Join(dir, "home"), "TOKLIP_MODELS="+filepath.Join(dir, "models"), "TOKLIP_CACHE="+filepath.Join(dir, "cache"))
+	env := userEnv(dir)
 	toklip := func(args ...string) (int, string, string) { return runBinary(t, bin, dir, env, args...) }
 	write := func(name, text string) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
