@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/toklip/toklip/gguf"
-	"github.com/toklip/toklip/models"
-	"github.com/toklip/toklip/visiontok"
 )
 
 // Description is what a model is, from its files' headers: what `toklip show` and ollama's
@@ -34,34 +32,18 @@ type VisionDescription struct {
 // Describe reads a model's description from its files' headers (visionPath "" for a text-only
 // model), loading no weights.
 func Describe(lmPath, visionPath string) (Description, error) {
-	var d Description
-	f, err := gguf.Open(lmPath)
+	h, err := readHeaders(lmPath, visionPath)
 	if err != nil {
-		return d, err
+		return Description{}, err
 	}
-	cfg, err := models.ReadConfig(f)
-	if err != nil {
-		return d, err
+	d := Description{Architecture: h.cfg.Architecture, ContextLength: h.cfg.ContextLength, EmbeddingLength: h.cfg.Hidden,
+		Info: h.info(EngineOptions{})}
+	d.Parameters, d.Quantization = weights(h.lm)
+	if h.vision != nil {
+		vd := &VisionDescription{ImageSize: h.vc.ImageSize, Grid: h.vc.Grid, Codebook: h.vc.CodebookSize, EmbeddingLength: h.vc.Width}
+		vd.Parameters, vd.Quantization = weights(h.vision)
+		d.Vision = vd
 	}
-	d.Architecture, d.ContextLength, d.EmbeddingLength = cfg.Architecture, cfg.ContextLength, cfg.Hidden
-	d.Parameters, d.Quantization = weights(f)
-	if d.Info, err = Inspect(lmPath, visionPath, EngineOptions{}); err != nil {
-		return d, err
-	}
-	if visionPath == "" {
-		return d, nil
-	}
-	v, err := gguf.Open(visionPath)
-	if err != nil {
-		return d, err
-	}
-	vc, err := visiontok.ReadConfig(v)
-	if err != nil {
-		return d, err
-	}
-	vd := &VisionDescription{ImageSize: vc.ImageSize, Grid: vc.Grid, Codebook: vc.CodebookSize, EmbeddingLength: vc.Width}
-	vd.Parameters, vd.Quantization = weights(v)
-	d.Vision = vd
 	return d, nil
 }
 

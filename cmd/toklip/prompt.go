@@ -27,7 +27,7 @@ func splitImages(msg string) (text string, paths []string) {
 	if len(paths) == 0 {
 		return msg, nil
 	}
-	return strings.Join(strings.Fields(b.String()), " "), paths
+	return strings.TrimSpace(b.String()), paths // each word took the spaces before it along
 }
 
 func isImagePath(p string) bool {

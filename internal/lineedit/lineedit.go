@@ -9,6 +9,7 @@
 package lineedit
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -132,7 +133,7 @@ func (c *ctrlC) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	n := len(b)
-	if i := strings.IndexByte(string(b), 3); i > 0 {
+	if i := bytes.IndexByte(b, 3); i > 0 {
 		n = i
 	}
 	n = copy(p, b[:n])
