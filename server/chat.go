@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/options"
 )
 
 // chatRequest is the part of OpenAI's chat request toklip reads. Unknown fields are ignored, as
@@ -58,12 +61,10 @@ func (j *chatJob) sequences(in llm.Info) int {
 	return j.N
 }
 
-// checkChat checks what the server reads of a request's options and turns them into the
-// engine's; its messages are read once it is admitted (their images may be fetched), and the
-// engine's Chat checks the rest (what needs the model: prompt length, images, logit bans).
-func (s *Server) checkChat(m *served, r *chatRequest) (*chatJob, error) {
+// checkChat checks what the server reads of a request and turns it into the engine's request:
+// the request's fields over o (OpenAI's defaults and the model's Modelfile).
+func (s *Server) checkChat(m *served, r *chatRequest, o options.Options) (*chatJob, error) {
 	j := &chatJob{ChatRequest: llm.ChatRequest{N: 1}, model: m.name}
-	var err error
 	if r.N != nil {
 		if *r.N < 1 || *r.N > s.opts.MaxN {
 			return nil, invalid("n", "n %d is not in [1, %d]", *r.N, s.opts.MaxN)
@@ -78,38 +79,43 @@ func (s *Server) checkChat(m *served, r *chatRequest) (*chatJob, error) {
 			if *mt.v < 1 {
 				return nil, invalid(mt.name, "%s %d must be at least 1", mt.name, *mt.v)
 			}
-			j.Options.MaxTokens = *mt.v
+			o.NumPredict = *mt.v
 		}
 	}
-	if j.Options.Stop, err = stops(r.Stop); err != nil {
+	stop, err := stops(r.Stop)
+	if err != nil {
 		return nil, err
+	}
+	if stop != nil {
+		o.Stop = stop
+	}
+	for _, f := range []struct {
+		name     string
+		v        *float64
+		min, max float64
+		dst      *float32
+	}{
+		{"temperature", r.Temperature, 0, 2, &o.Temperature},
+		{"top_p", r.TopP, 0, 1, &o.TopP},
+		{"frequency_penalty", r.FrequencyPenalty, -2, 2, &o.FrequencyPenalty},
+		{"presence_penalty", r.PresencePenalty, -2, 2, &o.PresencePenalty},
+		{"guidance_scale", r.GuidanceScale, 1, 20, &o.Guidance},
+	} {
+		if f.v == nil {
+			continue
+		}
+		if !(*f.v >= f.min && *f.v <= f.max) {
+			return nil, invalid(f.name, "%s %g is not in [%g, %g]", f.name, *f.v, f.min, f.max)
+		}
+		*f.dst = float32(*f.v)
+	}
+	if r.Seed != nil {
+		o.Seed = *r.Seed
+	}
+	if err := o.Check(); err != nil {
+		return nil, optionError(err)
 	}
 	info := m.info
-	if j.Options.Sampler, err = samplerParams(r.Temperature, r.TopP, r.FrequencyPenalty, r.PresencePenalty, r.LogitBias, r.Seed, info.Vocab); err != nil {
-		return nil, err
-	}
-	o := m.defaults // what OpenAI's request cannot say
-	if o.TopK != nil {
-		j.Options.Sampler.TopK = *o.TopK
-	}
-	if o.MinP != nil {
-		j.Options.Sampler.MinP = float32(*o.MinP)
-	}
-	if o.RepeatPenalty != nil {
-		j.Options.Sampler.RepeatPenalty = float32(*o.RepeatPenalty)
-	}
-	if o.RepeatLastN != nil {
-		j.Options.Sampler.RepeatLastN = *o.RepeatLastN
-	}
-	if f := r.ResponseFormat; f != nil {
-		switch f.Type {
-		case "", "text":
-		case "json_object":
-			j.Options.JSON = true
-		default:
-			return nil, withCode(invalid("response_format", "response_format %q is not supported (text, json_object)", f.Type), "unsupported_response_format")
-		}
-	}
 	for _, m := range r.Modalities {
 		switch m {
 		case "text":
@@ -122,17 +128,40 @@ func (s *Server) checkChat(m *served, r *chatRequest) (*chatJob, error) {
 			return nil, invalid("modalities", "modality %q is not supported (text, image)", m)
 		}
 	}
-	j.Options.Image.Guidance = llm.DefaultGuidance
-	if r.GuidanceScale != nil {
-		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
-			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)
-		}
-		j.Options.Image.Guidance = float32(*r.GuidanceScale)
+	j.Options = o.Chat(j.Options.Images)
+	if j.Options.Sampler.LogitBias, err = logitBias(r.LogitBias, info.Vocab); err != nil {
+		return nil, err
 	}
-	j.Options.Image.Sampler.Seed = j.Options.Sampler.Seed
-	imageSampler(&j.Options.Image, m.defaults) // drawn ids: the Modelfile's sampler, as image generation's
+	if f := r.ResponseFormat; f != nil {
+		switch f.Type {
+		case "", "text":
+		case "json_object":
+			j.Options.JSON = true
+		default:
+			return nil, withCode(invalid("response_format", "response_format %q is not supported (text, json_object)", f.Type), "unsupported_response_format")
+		}
+	}
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
 	return j, nil
+}
+
+// logitBias reads OpenAI's logit_bias: token ids (as strings) to biases in [-100, 100].
+func logitBias(bias map[string]float64, vocab int) (map[int32]float32, error) {
+	if len(bias) == 0 {
+		return nil, nil
+	}
+	out := make(map[int32]float32, len(bias))
+	for k, v := range bias {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id >= vocab {
+			return nil, invalid("logit_bias", "logit_bias key %q is not a token id of this model (0 to %d)", k, vocab-1)
+		}
+		if v < -100 || v > 100 || math.IsNaN(v) {
+			return nil, invalid("logit_bias", "logit_bias value %g for token %s is not in [-100, 100]", v, k)
+		}
+		out[int32(id)] = float32(v)
+	}
+	return out, nil
 }
 
 // chat answers a chat completion: the engine checks the request and builds its prompt (a
@@ -150,8 +179,7 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	defer l.Release()
 	m := l.Value()
-	chatDefaults(m, &req)
-	job, err := s.checkChat(m, &req)
+	job, err := s.checkChat(m, &req, options.For(options.OpenAI(), m.defaults))
 	if err != nil {
 		abort(c, err)
 		return
@@ -165,6 +193,7 @@ func (s *Server) chat(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	job.Messages = options.Messages(m.mf, job.Messages)
 	start := time.Now()
 	run, err := m.e.Chat(c.Request.Context(), job.ChatRequest)
 	if err != nil {
@@ -177,7 +206,7 @@ func (s *Server) chat(c *gin.Context) {
 		s.streamChat(c, id, job, run, start)
 		return
 	}
-	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: m.name,
+	resp := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: m.name, Seed: job.Options.Sampler.Seed,
 		Choices: make([]chatChoice, job.N)}
 	observe := s.metrics.run(start)
 	for ev := range run.Events() {
@@ -208,6 +237,10 @@ type chatResponse struct {
 	Model   string       `json:"model"`
 	Choices []chatChoice `json:"choices"`
 	Usage   usage        `json:"usage"`
+	// toklip's extension: the seed the answer was sampled with (choice i with seed + i), chosen
+	// at random when neither the request nor the Modelfile gave one; sent back as seed, with
+	// the same request, it gives the same answer.
+	Seed uint64 `json:"seed"`
 }
 
 type chatChoice struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toklip/toklip/llm"
+	"github.com/toklip/toklip/options"
 )
 
 // imageRequest is OpenAI's image generation request, with toklip's guidance_scale and
@@ -48,7 +49,9 @@ type imageJob struct {
 	stream          bool
 }
 
-func (s *Server) checkImages(m *served, r *imageRequest) (*imageJob, error) {
+// checkImages checks an image request and turns it into the engine's, its sampler's fields over
+// o (the API's defaults and the model's Modelfile).
+func (s *Server) checkImages(m *served, r *imageRequest, o options.Options) (*imageJob, error) {
 	if !m.info.Draws {
 		return nil, invalid("model", "the model %q does not draw images", r.Model)
 	}
@@ -96,30 +99,27 @@ func (s *Server) checkImages(m *served, r *imageRequest) (*imageJob, error) {
 	if j.stream && j.N != 1 {
 		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
-	j.Options.Guidance = llm.DefaultGuidance
 	if r.GuidanceScale != nil {
-		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
-			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)
-		}
-		j.Options.Guidance = float32(*r.GuidanceScale)
+		o.Guidance = float32(*r.GuidanceScale)
 	}
-	j.Options.Negative = r.NegativePrompt
-	j.Options.Sampler.Temperature = 1
 	if r.Temperature != nil {
 		if *r.Temperature < 0 || *r.Temperature > 2 {
 			return nil, invalid("temperature", "temperature %g is not in [0, 2]", *r.Temperature)
 		}
-		j.Options.Sampler.Temperature = float32(*r.Temperature)
+		o.ImageTemperature = float32(*r.Temperature)
 	}
 	if r.TopK != nil {
-		if *r.TopK < 0 {
-			return nil, invalid("top_k", "top_k %d must be >= 0", *r.TopK)
-		}
-		j.Options.Sampler.TopK = *r.TopK
+		o.ImageTopK = *r.TopK
 	}
 	if r.Seed != nil {
-		j.Options.Sampler.Seed = uint64(*r.Seed)
+		o.Seed = *r.Seed
 	}
+	if err := o.Check(); err != nil {
+		return nil, optionError(err)
+	}
+	partials := j.Options.Partials
+	j.Options = o.Image()
+	j.Options.Negative, j.Options.Partials = r.NegativePrompt, partials
 	return j, nil
 }
 
@@ -129,6 +129,7 @@ type imageResponse struct {
 	Size         string      `json:"size"`
 	OutputFormat string      `json:"output_format"`
 	Usage        imageUsage  `json:"usage"`
+	Seed         uint64      `json:"seed"` // toklip's: the seed image 0 was drawn with (image i: seed + i), as on chatResponse
 }
 
 type imageData struct {
@@ -165,8 +166,7 @@ func (s *Server) generateImages(c *gin.Context) {
 	}
 	defer l.Release()
 	m := l.Value()
-	imageDefaults(m, &req)
-	job, err := s.checkImages(m, &req)
+	job, err := s.checkImages(m, &req, options.For(options.OpenAI(), m.defaults))
 	if err != nil {
 		abort(c, err)
 		return
@@ -186,7 +186,7 @@ func (s *Server) generateImages(c *gin.Context) {
 		s.streamImage(c, job, run, start)
 		return
 	}
-	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format, Data: make([]imageData, job.N)}
+	resp := imageResponse{Created: time.Now().Unix(), OutputFormat: job.format, Data: make([]imageData, job.N), Seed: job.Options.Sampler.Seed}
 	observe := s.metrics.run(start)
 	for ev := range run.Events() {
 		observe.event(ev)
@@ -238,6 +238,7 @@ type imageEvent struct {
 	OutputFormat      string      `json:"output_format"`
 	PartialImageIndex *int        `json:"partial_image_index,omitempty"`
 	Usage             *imageUsage `json:"usage,omitempty"`
+	Seed              uint64      `json:"seed"` // toklip's, as on imageResponse
 }
 
 // streamImage sends a run of one image as events: the partial renders it asked for (the ids
@@ -249,7 +250,7 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start 
 	event := func(typ string, img image.Image) (imageEvent, error) {
 		b64, err := encodeImage(img, job.format)
 		return imageEvent{Type: typ, B64JSON: b64, CreatedAt: created, Size: sizeOf(img), Quality: "auto",
-			Background: "opaque", OutputFormat: job.format}, err
+			Background: "opaque", OutputFormat: job.format, Seed: job.Options.Sampler.Seed}, err
 	}
 	fail := func(err error) {
 		if c.Request.Context().Err() == nil {

@@ -2,13 +2,10 @@ package server
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"maps"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +13,7 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/toklip/toklip/llm"
-	"github.com/toklip/toklip/modelfiles"
-	"github.com/toklip/toklip/sampler"
+	"github.com/toklip/toklip/options"
 )
 
 // ollama's native API, beside OpenAI's: the routes its clients (the CLI, its Go and JS
@@ -50,78 +46,28 @@ func (s *Server) ollamaRoutes(r *gin.Engine) {
 }
 
 // ollamaOptions are a request's options as the engine's: ollama's defaults, the Modelfile's
-// PARAMETERs over them, the request's options over those (ollama's names and types, checked by
-// its own api.Options.FromMap).
+// PARAMETERs over them, the request's options over those (options.FromMap: ollama's names and
+// types, and toklip's), and toklip's draw (answers may hold images, as OpenAI's modalities
+// ["text", "image"]).
 func ollamaOptions(m *served, reqOpts map[string]any, format json.RawMessage) (llm.ChatOptions, error) {
-	o := api.DefaultOptions()
-	d := m.defaults
-	set := func(dst *float32, v *float64) {
-		if v != nil {
-			*dst = float32(*v)
-		}
-	}
-	set(&o.Temperature, d.Temperature)
-	set(&o.TopP, d.TopP)
-	set(&o.MinP, d.MinP)
-	set(&o.RepeatPenalty, d.RepeatPenalty)
-	set(&o.PresencePenalty, d.PresencePenalty)
-	set(&o.FrequencyPenalty, d.FrequencyPenalty)
-	for dst, v := range map[*int]*int{&o.TopK: d.TopK, &o.RepeatLastN: d.RepeatLastN, &o.NumPredict: d.NumPredict} {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	if d.Seed != nil {
-		o.Seed = int(*d.Seed)
-	}
-	if len(d.Stop) > 0 {
-		o.Stop = d.Stop
-	}
-	var opts llm.ChatOptions
-	opts.Image.Guidance = llm.DefaultGuidance
-	if d.Guidance != nil {
-		opts.Image.Guidance = float32(*d.Guidance)
-	}
-	// toklip's own options, which ollama's would warn of and drop: draw (answers may hold images,
-	// as OpenAI's modalities ["text", "image"]) and guidance_scale.
 	reqOpts = maps.Clone(reqOpts)
+	draw := false
 	if v, ok := reqOpts["draw"]; ok {
 		b, ok := v.(bool)
 		if !ok {
-			return opts, invalid("options", "options.draw must be true or false")
+			return llm.ChatOptions{}, invalid("options", "options.draw must be true or false")
 		}
 		if b && !m.info.Draws {
-			return opts, invalid("options", "this model does not draw images")
+			return llm.ChatOptions{}, invalid("options", "this model does not draw images")
 		}
-		opts.Images = b
+		draw = b
 		delete(reqOpts, "draw")
 	}
-	if v, ok := reqOpts["guidance_scale"]; ok {
-		g, ok := v.(float64)
-		if !ok || g < 1 || g > 20 {
-			return opts, invalid("options", "options.guidance_scale must be a number in [1, 20]")
-		}
-		opts.Image.Guidance = float32(g)
-		delete(reqOpts, "guidance_scale")
-	}
+	o := options.For(options.Ollama(), m.defaults)
 	if err := o.FromMap(reqOpts); err != nil {
-		return opts, invalid("options", "options: %v", err)
+		return llm.ChatOptions{}, invalid("options", "options: %v", err)
 	}
-	seed := uint64(o.Seed)
-	if o.Seed < 0 { // ollama's -1: a random seed
-		var b [8]byte
-		rand.Read(b[:])
-		seed = binary.LittleEndian.Uint64(b[:])
-	}
-	opts.Sampler = sampler.Params{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP,
-		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, PresencePenalty: o.PresencePenalty,
-		FrequencyPenalty: o.FrequencyPenalty, Seed: seed}
-	if o.NumPredict > 0 {
-		opts.MaxTokens = o.NumPredict
-	}
-	opts.Stop = o.Stop
-	opts.Image.Sampler.Seed = seed
-	imageSampler(&opts.Image, d)
+	opts := o.Chat(draw)
 	switch f := string(bytes.TrimSpace(format)); f {
 	case "", `""`, "null":
 	case `"json"`:
@@ -272,63 +218,30 @@ func (s *Server) ollamaGenerate(c *gin.Context) {
 // ollamaDraw draws the prompt as ollama's image generation answers: with streaming, an object
 // per drawn id (completed of total), then the image, base64 PNG, in the last (done) object. The
 // model draws at its own size, whatever width and height ask. Options: temperature, top_k, seed
-// (the ids' sampler: the Modelfile's image_temperature, image_top_k and seed otherwise, else
-// greedy with a random seed), and toklip's guidance_scale.
+// (the ids' sampler, over the Modelfile's image_temperature, image_top_k and seed), and toklip's
+// guidance_scale.
 func (s *Server) ollamaDraw(c *gin.Context, l *lease, req *api.GenerateRequest) {
 	m := l.Value()
 	if !m.info.Draws {
 		abort(c, invalid("model", "the model %q does not draw images", req.Model))
 		return
 	}
+	// The ids' sampler is what temperature and top_k set here (image_temperature and
+	// image_top_k in a chat's options and a Modelfile).
+	opts := maps.Clone(req.Options)
+	for from, to := range map[string]string{"temperature": "image_temperature", "top_k": "image_top_k"} {
+		if v, ok := opts[from]; ok {
+			opts[to] = v
+			delete(opts, from)
+		}
+	}
+	o := options.For(options.Ollama(), m.defaults)
+	if err := o.FromMap(opts); err != nil {
+		abort(c, invalid("options", "options: %v", err))
+		return
+	}
 	r := imageRequest{Model: strings.TrimSuffix(req.Model, ":latest"), Prompt: req.Prompt}
-	num := func(key string) (*float64, error) {
-		v, ok := req.Options[key]
-		if !ok {
-			return nil, nil
-		}
-		f, ok := v.(float64)
-		if !ok {
-			return nil, invalid("options", "options.%s must be a number", key)
-		}
-		return &f, nil
-	}
-	var err error
-	if r.Temperature, err = num("temperature"); err != nil {
-		abort(c, err)
-		return
-	}
-	if r.GuidanceScale, err = num("guidance_scale"); err != nil {
-		abort(c, err)
-		return
-	}
-	topK, err := num("top_k")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	if topK != nil {
-		r.TopK = ptr(int(*topK))
-	}
-	seed, err := num("seed")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	if seed != nil {
-		r.Seed = ptr(int64(*seed))
-	}
-	imageDefaults(m, &r)
-	// What neither the request nor the Modelfile says: greedy ids, as `toklip generate` draws in
-	// its own process, and a random seed, as ollama's options mean by default.
-	if r.Temperature == nil {
-		r.Temperature = ptr(0.0)
-	}
-	if r.Seed == nil {
-		var b [8]byte
-		rand.Read(b[:])
-		r.Seed = ptr(int64(binary.LittleEndian.Uint64(b[:]) >> 1))
-	}
-	job, err := s.checkImages(m, &r)
+	job, err := s.checkImages(m, &r, o)
 	if err != nil {
 		abort(c, err)
 		return
@@ -394,9 +307,9 @@ type ollamaPiece struct {
 // writes it as ollama does: newline-delimited JSON objects of text or drawn images (reply builds
 // each one), the last with done, its reason and the counts and durations; or, with stream false,
 // that last object holding the whole text and every image.
-func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, raw bool, options map[string]any, format json.RawMessage, stream *bool, reply func(ollamaPiece) any) {
+func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, raw bool, reqOpts map[string]any, format json.RawMessage, stream *bool, reply func(ollamaPiece) any) {
 	md := l.Value()
-	opts, err := ollamaOptions(md, options, format)
+	opts, err := ollamaOptions(md, reqOpts, format)
 	if err != nil {
 		abort(c, err)
 		return
@@ -407,7 +320,7 @@ func (s *Server) answerOllama(c *gin.Context, l *lease, messages []api.Message, 
 		return
 	}
 	if !raw {
-		msgs = withSystem(msgs, md.mf)
+		msgs = options.Messages(md.mf, msgs)
 	}
 	weight := 1
 	if opts.Images {
@@ -494,32 +407,4 @@ func (s *Server) ollamaEmbed(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, api.EmbedResponse{Model: req.Model, Embeddings: emb.Vectors, TotalDuration: time.Since(start), PromptEvalCount: emb.Tokens})
-}
-
-// withSystem puts the Modelfile's SYSTEM (when the chat has no system message) and its MESSAGEs
-// before msgs, as chatDefaults does for OpenAI's requests.
-func withSystem(msgs []llm.Message, d *modelfiles.Modelfile) []llm.Message {
-	if d == nil {
-		return msgs
-	}
-	var head []llm.Message
-	if d.System != "" && !slices.ContainsFunc(msgs, func(m llm.Message) bool { return m.Role == "system" }) {
-		head = append(head, llm.Message{Role: "system", Content: []llm.Part{{Text: d.System}}})
-	}
-	for _, m := range d.Messages {
-		head = append(head, llm.Message{Role: m.Role, Content: []llm.Part{{Text: m.Content}}})
-	}
-	return append(head, msgs...)
-}
-
-// imageSampler sets the sampler of the ids an answer draws from the Modelfile's image_temperature
-// and image_top_k (greedy without them), as toklip run does: a model draws the same through
-// every route.
-func imageSampler(o *llm.ImageOptions, d modelfiles.Options) {
-	if d.ImageTemperature != nil {
-		o.Sampler.Temperature = float32(*d.ImageTemperature)
-	}
-	if d.ImageTopK != nil {
-		o.Sampler.TopK = *d.ImageTopK
-	}
 }

@@ -5,14 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"math"
-	"strconv"
 	"strings"
 
 	"github.com/toklip/toklip/llm"
-	"github.com/toklip/toklip/sampler"
+	"github.com/toklip/toklip/options"
 )
 
 // decode reads a JSON body strictly: one object, types as declared (a wrong type names its field).
@@ -170,103 +169,10 @@ func stops(raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
-// samplerParams checks OpenAI's ranges and maps them onto the sampler.
-func samplerParams(temperature, topP, freq, pres *float64, bias map[string]float64, seed *int64, vocab int) (sampler.Params, error) {
-	p := sampler.Params{Temperature: 1}
-	if temperature != nil {
-		if *temperature < 0 || *temperature > 2 {
-			return p, invalid("temperature", "temperature %g is not in [0, 2]", *temperature)
-		}
-		p.Temperature = float32(*temperature)
+// optionError is an options.Error as OpenAI's error for an invalid parameter.
+func optionError(err error) error {
+	if oe, ok := errors.AsType[*options.Error](err); ok {
+		return invalid(oe.Name, "%v", oe)
 	}
-	if topP != nil {
-		if *topP < 0 || *topP > 1 {
-			return p, invalid("top_p", "top_p %g is not in [0, 1]", *topP)
-		}
-		p.TopP = float32(*topP)
-	}
-	for name, v := range map[string]*float64{"frequency_penalty": freq, "presence_penalty": pres} {
-		if v != nil && (*v < -2 || *v > 2) {
-			return p, invalid(name, "%s %g is not in [-2, 2]", name, *v)
-		}
-	}
-	if freq != nil {
-		p.FrequencyPenalty = float32(*freq)
-	}
-	if pres != nil {
-		p.PresencePenalty = float32(*pres)
-	}
-	for k, v := range bias {
-		id, err := strconv.Atoi(k)
-		if err != nil || id < 0 || id >= vocab {
-			return p, invalid("logit_bias", "logit_bias key %q is not a token id of this model (0 to %d)", k, vocab-1)
-		}
-		if v < -100 || v > 100 || math.IsNaN(v) {
-			return p, invalid("logit_bias", "logit_bias value %g for token %s is not in [-100, 100]", v, k)
-		}
-		if p.LogitBias == nil {
-			p.LogitBias = map[int32]float32{}
-		}
-		p.LogitBias[int32(id)] = float32(v)
-	}
-	if seed != nil {
-		p.Seed = uint64(*seed)
-	}
-	return p, nil
-}
-
-// The model's Modelfile gives defaults (modelfiles.Options): a request's field that is absent
-// takes the PARAMETER of the same meaning, SYSTEM becomes the system message of a chat that has
-// none, and the MESSAGEs come before the request's. What OpenAI's request cannot say (top_k,
-// min_p, repeat_penalty, repeat_last_n) is applied in checkChat (chat.go).
-
-func orDefault[T any](field **T, def *T) {
-	if *field == nil && def != nil {
-		v := *def
-		*field = &v
-	}
-}
-
-func chatDefaults(m *served, r *chatRequest) {
-	d := m.mf
-	if d == nil {
-		return
-	}
-	o := m.defaults
-	orDefault(&r.Temperature, o.Temperature)
-	orDefault(&r.TopP, o.TopP)
-	orDefault(&r.PresencePenalty, o.PresencePenalty)
-	orDefault(&r.FrequencyPenalty, o.FrequencyPenalty)
-	orDefault(&r.GuidanceScale, o.Guidance)
-	if o.Seed != nil && r.Seed == nil {
-		r.Seed = ptr(int64(*o.Seed))
-	}
-	if r.MaxTokens == nil && r.MaxCompletionTokens == nil {
-		orDefault(&r.MaxTokens, o.NumPredict)
-	}
-	if len(o.Stop) > 0 && len(r.Stop) == 0 {
-		r.Stop, _ = json.Marshal(o.Stop)
-	}
-	var head []chatMessage
-	hasSystem := false
-	for _, m := range r.Messages {
-		hasSystem = hasSystem || m.Role == "system" || m.Role == "developer"
-	}
-	if d.System != "" && !hasSystem {
-		head = append(head, chatMessage{Role: "system", Content: content{Text: &d.System}})
-	}
-	for _, m := range d.Messages {
-		head = append(head, chatMessage{Role: m.Role, Content: content{Text: ptr(m.Content)}})
-	}
-	r.Messages = append(head, r.Messages...)
-}
-
-func imageDefaults(m *served, r *imageRequest) {
-	o := m.defaults
-	orDefault(&r.GuidanceScale, o.Guidance)
-	orDefault(&r.Temperature, o.ImageTemperature)
-	if o.Seed != nil && r.Seed == nil {
-		r.Seed = ptr(int64(*o.Seed))
-	}
-	orDefault(&r.TopK, o.ImageTopK)
+	return err
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/respjson"
 
 	"github.com/toklip/toklip/demo"
 	"github.com/toklip/toklip/llm"
@@ -666,5 +668,60 @@ func TestModelfileDefaults(t *testing.T) {
 	}
 	if resp.Choices[0].FinishReason != "stop" {
 		t.Errorf("the request's max_tokens did not override num_predict: %+v", resp.Usage)
+	}
+}
+
+// Without a seed from the request or the Modelfile, each request samples with a seed of its own,
+// which the response reports; sent back, it gives the same answer (and image).
+func TestRandomSeedReported(t *testing.T) {
+	c := client(start(t, server.Options{}))
+	ctx := context.Background()
+	params := describeParams(t, demo.Scenes(demo.HeldOut, 1, 5)[0])
+	params.Temperature = openai.Float(1.5)
+	params.MaxTokens = openai.Int(12)
+	seedOf := func(f map[string]respjson.Field) int64 {
+		t.Helper()
+		s, err := strconv.ParseInt(f["seed"].Raw(), 10, 64)
+		if err != nil {
+			t.Fatalf("seed %q: %v", f["seed"].Raw(), err)
+		}
+		return s
+	}
+	seeds := map[int64]string{}
+	for range 3 {
+		resp, err := c.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds[seedOf(resp.JSON.ExtraFields)] = resp.Choices[0].Message.Content
+	}
+	if len(seeds) != 3 {
+		t.Fatalf("3 requests without a seed sampled with %d seeds", len(seeds))
+	}
+	for seed, answer := range seeds {
+		params.Seed = openai.Int(seed)
+		resp, err := c.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Choices[0].Message.Content; got != answer || seedOf(resp.JSON.ExtraFields) != seed {
+			t.Errorf("seed %d again: %q, the first time %q", seed, got, answer)
+		}
+		break
+	}
+
+	// An image sampled at temperature 1 (the demo Modelfile's image_temperature 0 overridden).
+	img := openai.ImageGenerateParams{Prompt: "a small red star in the center", Model: modelfiles.DemoName}
+	first, err := c.Images.Generate(ctx, img, option.WithJSONSet("temperature", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := seedOf(first.JSON.ExtraFields)
+	again, err := c.Images.Generate(ctx, img, option.WithJSONSet("temperature", 1), option.WithJSONSet("seed", seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Data[0].B64JSON != first.Data[0].B64JSON {
+		t.Errorf("the image drawn again with its seed %d differs", seed)
 	}
 }

@@ -77,6 +77,7 @@ type chunk struct {
 	Model   string        `json:"model"`
 	Choices []chunkChoice `json:"choices"`
 	Usage   *usage        `json:"usage"`
+	Seed    uint64        `json:"seed"` // toklip's, as on chatResponse
 }
 
 type chunkChoice struct {
@@ -99,7 +100,7 @@ func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Ru
 	out := newSSE(c)
 	created := time.Now().Unix()
 	send := func(ch []chunkChoice, u *usage) {
-		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: job.model, Choices: ch, Usage: u})
+		out.send("", chunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: job.model, Choices: ch, Usage: u, Seed: job.Options.Sampler.Seed})
 	}
 	for i := range job.N {
 		send([]chunkChoice{{Index: i, Delta: delta{Role: "assistant", Content: ""}}}, nil)

@@ -49,10 +49,10 @@ func TestStoreCycleThroughTheBinary(t *testing.T) {
 	chat.Env, chat.Dir = env, dir
 	chat.Stdin = strings.NewReader("Draw a small blue circle in the center.\n")
 	out, err := chat.Output()
-	if err != nil || string(out) != "[image: toklip-image-1.png]\n" {
+	if err != nil || !regexp.MustCompile(`^\[image: [^]\n]+\]\n$`).Match(out) {
 		t.Fatalf("run scenes -draw, the message piped in: %v\n%s", err, out)
 	}
-	checkDrawing(t, filepath.Join(dir, "toklip-image-1.png"), "a small blue circle in the center")
+	checkDrawing(t, filepath.Join(dir, drawnFile(t, string(out), "draw-a-small-blue-circle-in-the-center")), "a small blue circle in the center")
 	if code, _, errOut := toklip("cp", "scenes", "scenes:copy"); code != 0 {
 		t.Fatalf("cp: exit %d, %q", code, errOut)
 	}
@@ -105,20 +105,38 @@ func TestDemoModelOutOfTheBox(t *testing.T) {
 	}
 	checkDrawing(t, "drawn.png", prompt)
 
-	// Drawing inside a chat: the answer holds an image, written under a free name.
-	os.WriteFile("toklip-image-1.png", []byte("the user's own file"), 0o644)
+	// Without -o, under a name from the prompt and the time.
+	if code, out, errOut := toklip("generate", prompt); code != 0 {
+		t.Fatalf("generate: exit %d, %q %q", code, out, errOut)
+	} else {
+		checkDrawing(t, drawnFile(t, "[image: "+strings.TrimPrefix(strings.TrimSpace(out), "wrote ")+"]", "a-small-blue-circle-in-the-top-left-corner"), prompt)
+	}
+
+	// Drawing inside a chat: the answer holds an image, written under a name from the message
+	// and the time (never over a file: cmd/toklip's TestImageNames).
 	code, out, errOut = toklip("run", "-draw", "Draw "+prompt+".")
-	if code != 0 || !strings.Contains(out, "[image: toklip-image-2.png]") {
+	if code != 0 {
 		t.Fatalf("run -draw: exit %d, %q %q", code, out, errOut)
 	}
-	checkDrawing(t, "toklip-image-2.png", prompt)
-	if b, _ := os.ReadFile("toklip-image-1.png"); string(b) != "the user's own file" {
-		t.Error("run -draw wrote over an existing file")
-	}
+	checkDrawing(t, drawnFile(t, out, "draw-a-small-blue-circle-in-the-top-left-corner"), prompt)
 
 	if code, _, errOut := toklip("run", "some-other-model", "hello"); code != 1 || !strings.Contains(errOut, `unknown model "some-other-model"`) {
 		t.Errorf("run with an unknown model: exit %d, %q", code, errOut)
 	}
+}
+
+// drawnFile is the file of the first "[image: NAME]" line in out, a name from the prompt's
+// words (slug) and the time.
+func drawnFile(t *testing.T, out, slug string) string {
+	t.Helper()
+	m := regexp.MustCompile(`\[image: ([^]\n]+)\]`).FindStringSubmatch(strings.TrimSpace(out))
+	if m == nil {
+		t.Fatalf("no [image: NAME] in %q", out)
+	}
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(slug) + `-[0-9]{8}-[0-9]{6}(-[0-9]+)?\.png$`).MatchString(m[1]) {
+		t.Fatalf("image written as %q, want %s-DATE-TIME.png", m[1], slug)
+	}
+	return m[1]
 }
 
 func checkDrawing(t *testing.T, path, caption string) {

@@ -58,11 +58,7 @@ func TestCommandsAskTheServer(t *testing.T) {
 		t.Errorf("generate: %q", out)
 	}
 	checkDrawing(t, "drawn.png", prompt)
-	if out := toklip("run", "-draw", "Draw "+prompt+"."); !strings.Contains(out, "[image: toklip-image-1.png]") {
-		t.Errorf("run -draw: %q", out)
-	} else {
-		checkDrawing(t, "toklip-image-1.png", prompt)
-	}
+	checkDrawing(t, drawnFile(t, toklip("run", "-draw", "Draw "+prompt+"."), "draw-a-small-blue-circle-in-the-top-left-corner"), prompt)
 
 	scene = demo.Scenes(demo.HeldOut, 1, 18)[0]
 	buf.Reset()

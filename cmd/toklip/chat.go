@@ -14,12 +14,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/toklip/toklip/demo"
 	"github.com/toklip/toklip/ggml"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
-	"github.com/toklip/toklip/sampler"
+	"github.com/toklip/toklip/options"
 )
 
 // openModel opens a model by name or by its two files (see resolveModel), and returns its
@@ -133,32 +135,21 @@ func resolveModel(name, lmPath, visionPath string) (modelfiles.Files, *modelfile
 	return f, mf, err
 }
 
-// fromModelfile sets the flag name to the Modelfile's value v (nil: it says nothing), unless the
-// user gave the flag.
-func fromModelfile[T any](fs *flag.FlagSet, name string, v *T) {
-	if v == nil {
-		return
-	}
-	if !flagGiven(fs, name) {
-		fs.Set(name, fmt.Sprint(*v))
-	}
-}
-
 // runGenerate draws one image for a prompt.
 func runGenerate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	lmPath := fs.String("lm", "", "the LLM's GGUF (instead of a model name)")
 	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
-	out := fs.String("o", "out.png", "the PNG file to write")
-	guidance := fs.Float64("guidance", llm.DefaultGuidance, "classifier-free guidance scale (1: none)")
-	temperature := fs.Float64("temperature", 0, "sampling temperature of the image ids (0: greedy)")
-	topK := fs.Int("top-k", 0, "sample among the k most likely ids (0: all)")
+	out := fs.String("o", "", "the PNG file to write (default: a name from the prompt and the time, never over a file)")
+	guidance := fs.Float64("guidance", 0, fmt.Sprintf("classifier-free guidance scale, 1: none (default: the model's guidance_scale, else %d)", llm.DefaultGuidance))
+	temperature := fs.Float64("temperature", 0, fmt.Sprintf("sampling temperature of the image ids, 0: greedy (default: the model's image_temperature, else %d)", options.ImageTemperature))
+	topK := fs.Int("top-k", 0, "sample among the k most likely ids, 0: all (default: the model's image_top_k, else 0)")
 	seed := fs.Uint64("seed", 0, "random seed: the same seed draws the same image (default: a random one; -verbose prints it)")
 	negative := fs.String("negative", "", "what the image should not be like (the unconditional prompt)")
 	verbose := fs.Bool("verbose", false, "print the seed and the time taken on stderr")
 	gpu := gpuFlag(fs)
 	r, name, prompt, err := remoteWithText(fs, args, lmPath, visionPath)
-	if err == nil {
+	if err == nil && *out != "" {
 		err = checkOutput(*out)
 	}
 	if err != nil {
@@ -182,40 +173,37 @@ func runGenerate(args []string, stdout io.Writer) error {
 				opts["seed"] = *seed
 			}
 		})
-		if err := r.draw(name, prompt, *out, opts); err != nil {
+		b, err := r.draw(name, prompt, opts)
+		if err != nil {
 			return err
 		}
-		if b, err := os.ReadFile(*out); err == nil {
-			if pic, err := png.Decode(bytes.NewReader(b)); err == nil {
-				showImage(os.Stdout, graphicsProtocol(os.Stdout), pic)
-			}
-		}
-		if *verbose {
-			fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
-		}
-		fmt.Fprintf(stdout, "wrote %s\n", *out)
-		return nil
+		return saveDrawing(stdout, *out, prompt, b, *verbose, start)
 	}
 	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	o := mf.Options()
-	fromModelfile(fs, "guidance", o.Guidance)
-	fromModelfile(fs, "temperature", o.ImageTemperature)
-	fromModelfile(fs, "top-k", o.ImageTopK)
-	fromModelfile(fs, "seed", o.Seed)
-	if o.Seed == nil && !flagGiven(fs, "seed") {
-		*seed = randomSeed()
+	// The flags given are parameters over the Modelfile's, as run's are; then the options are
+	// what the server makes of the same Modelfile (options.Ollama, as ollama's routes).
+	fs.Visit(func(f *flag.Flag) {
+		if p, ok := map[string]string{"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"}[f.Name]; ok {
+			mf = mf.With(p, f.Value.String())
+		}
+	})
+	o := options.For(options.Ollama(), mf.Options())
+	if err := o.Check(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if o.Seed < 0 { // chosen here, so that -verbose can print it
+		o.Seed = options.RandomSeed()
 	}
 	if *verbose {
-		fmt.Fprintf(os.Stderr, "seed: %d\n", *seed)
+		fmt.Fprintf(os.Stderr, "seed: %d\n", o.Seed)
 	}
-	run, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: prompt, Options: llm.ImageOptions{
-		Guidance: float32(*guidance), Negative: *negative,
-		Sampler: sampler.Params{Temperature: float32(*temperature), TopK: *topK, Seed: *seed},
-	}})
+	opts := o.Image()
+	opts.Negative = *negative
+	run, err := e.Draw(context.Background(), llm.DrawRequest{Prompt: prompt, Options: opts})
 	if err != nil {
 		return err
 	}
@@ -223,15 +211,57 @@ func runGenerate(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := writePNG(*out, answers[0].Parts[0].Image.Image); err != nil {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, answers[0].Parts[0].Image.Image); err != nil {
 		return err
 	}
-	showImage(os.Stdout, graphicsProtocol(os.Stdout), answers[0].Parts[0].Image.Image)
-	if *verbose {
+	return saveDrawing(stdout, *out, prompt, buf.Bytes(), *verbose, start)
+}
+
+// saveDrawing writes a drawn image's PNG to out, or, with no out, under a name from the
+// prompt and the time (never over a file), shows it where the terminal can, and says where it
+// went.
+func saveDrawing(stdout io.Writer, out, prompt string, b []byte, verbose bool, start time.Time) error {
+	path := out
+	var err error
+	if out != "" {
+		err = os.WriteFile(out, b, 0o644)
+	} else {
+		path, err = writeNew(imageName(prompt, time.Now()), b)
+	}
+	if err != nil {
+		return err
+	}
+	if pic, err := png.Decode(bytes.NewReader(b)); err == nil {
+		showImage(os.Stdout, graphicsProtocol(os.Stdout), pic)
+	}
+	if verbose {
 		fmt.Fprintf(os.Stderr, "total duration: %s\n", time.Since(start).Round(time.Millisecond))
 	}
-	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	fmt.Fprintf(stdout, "wrote %s\n", path)
 	return nil
+}
+
+// imageName is the name (without .png) a drawn image is written under when the user gives
+// none: the prompt's first words and the time, as ollama names the images it draws, so that a
+// folder of drawings reads and sorts by what was asked: a-red-star-20261207-201530.
+func imageName(prompt string, t time.Time) string {
+	var words []string
+	n := 0
+	for _, w := range strings.FieldsFunc(strings.ToLower(prompt), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		if n += utf8.RuneCountInString(w) + 1; n > 48 && len(words) > 0 {
+			break
+		}
+		words = append(words, w)
+	}
+	if len(words) == 0 {
+		words = []string{"image"}
+	}
+	name := strings.Join(words, "-")
+	if r := []rune(name); len(r) > 48 { // one long word
+		name = string(r[:48])
+	}
+	return name + "-" + t.Format("20060102-150405")
 }
 
 // checkOutput refuses an output path that cannot be written before any work is done for it: a
@@ -319,20 +349,23 @@ func writePNG(path string, img image.Image) error {
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
-// writeNewPNG writes an image as PREFIX-N.png with the first N whose file does not exist yet:
-// never over a file the user has.
-func writeNewPNG(prefix string, g *llm.GeneratedImage) (string, error) {
+// writeNewPNG writes an image as NAME.png, or NAME-N.png with the first N from 2 whose file does
+// not exist yet: never over a file the user has.
+func writeNewPNG(name string, g *llm.GeneratedImage) (string, error) {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, g.Image); err != nil {
 		return "", err
 	}
-	return writeNew(prefix, buf.Bytes())
+	return writeNew(name, buf.Bytes())
 }
 
 // writeNew writes a PNG's bytes as writeNewPNG does.
-func writeNew(prefix string, b []byte) (string, error) {
+func writeNew(name string, b []byte) (string, error) {
 	for n := 1; n < 100000; n++ {
-		path := fmt.Sprintf("%s-%d.png", prefix, n)
+		path := name + ".png"
+		if n > 1 {
+			path = fmt.Sprintf("%s-%d.png", name, n)
+		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if errors.Is(err, os.ErrExist) {
 			continue
@@ -347,7 +380,7 @@ func writeNew(prefix string, b []byte) (string, error) {
 		}
 		return path, f.Close()
 	}
-	return "", fmt.Errorf("no free name %s-N.png in the working folder", prefix)
+	return "", fmt.Errorf("no free name %s-N.png in the working folder", name)
 }
 
 type multiFlag []string

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toklip/toklip/gguf"
 )
@@ -181,5 +182,34 @@ func TestSystemPlacement(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("system", "-gpu-layers", "some"); code != 2 || !strings.Contains(errOut, `"some" is not auto, all or a number of layers`) {
 		t.Fatalf("a bad -gpu-layers: exit %d, %q", code, errOut)
+	}
+}
+
+// A drawing the user names no file for is written under the prompt's first words and the time,
+// and never over a file that is there.
+func TestImageNames(t *testing.T) {
+	at := time.Date(2026, 12, 7, 20, 15, 30, 0, time.UTC)
+	for prompt, want := range map[string]string{
+		"Draw a red star.":               "draw-a-red-star-20261207-201530",
+		"  ../../etc/passwd; rm -rf ~  ": "etc-passwd-rm-rf-20261207-201530",
+		"a large yellow square in the bottom left corner of the picture, please": "a-large-yellow-square-in-the-bottom-left-corner-20261207-201530",
+		"Ein grünes Dreieck":     "ein-grünes-dreieck-20261207-201530",
+		"!!!":                    "image-20261207-201530",
+		strings.Repeat("x", 100): strings.Repeat("x", 48) + "-20261207-201530",
+	} {
+		if got := imageName(prompt, at); got != want {
+			t.Errorf("imageName(%q) = %q, want %q", prompt, got, want)
+		}
+	}
+	dir := t.TempDir()
+	name := filepath.Join(dir, "a-red-star-20261207-201530")
+	os.WriteFile(name+".png", []byte("the user's own file"), 0o644)
+	for _, want := range []string{name + "-2.png", name + "-3.png"} {
+		if got, err := writeNew(name, []byte("drawn")); err != nil || got != want {
+			t.Errorf("writeNew: %q, %v; want %q", got, err, want)
+		}
+	}
+	if b, _ := os.ReadFile(name + ".png"); string(b) != "the user's own file" {
+		t.Error("writeNew wrote over a file")
 	}
 }

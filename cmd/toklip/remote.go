@@ -195,7 +195,7 @@ func runStop(args []string, stdout io.Writer) error {
 
 // chat sends a conversation and prints the answer as it streams; the images it draws are written
 // into the working folder, as `run` in this process writes them. It returns the answer's text.
-func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, options map[string]any, out io.Writer, graphics string) (string, error) {
+func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, options map[string]any, out io.Writer, graphics, name string) (string, error) {
 	req := &api.ChatRequest{Model: model, Options: options}
 	for _, m := range msgs {
 		am := api.Message{Role: m.Role}
@@ -220,7 +220,7 @@ func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, opt
 				fmt.Fprintln(out)
 				lineStart = true
 			}
-			if path, err := writeNew("toklip-image", img); err != nil {
+			if path, err := writeNew(name, img); err != nil {
 				fmt.Fprintf(out, "[image not written: %v]\n", err)
 			} else {
 				fmt.Fprintf(out, "[image: %s]\n", path)
@@ -237,9 +237,9 @@ func (r *remote) chat(ctx context.Context, model string, msgs []llm.Message, opt
 	return text.String(), apiErr(err)
 }
 
-// draw asks the server for one image (ollama's image generation through /api/generate) and
-// writes it to out, printing the progress on stderr.
-func (r *remote) draw(model, prompt, out string, options map[string]any) error {
+// draw asks the server for one image (ollama's image generation through /api/generate), its
+// PNG's bytes, printing the progress on stderr.
+func (r *remote) draw(model, prompt string, options map[string]any) ([]byte, error) {
 	var img string
 	progress, drawn := isTerminal(os.Stderr), false // progress redrawn in place: only on a terminal
 	err := r.api.Generate(context.Background(), &api.GenerateRequest{Model: model, Prompt: prompt, Width: 1, Height: 1, Options: options},
@@ -257,11 +257,11 @@ func (r *remote) draw(model, prompt, out string, options map[string]any) error {
 			return nil
 		})
 	if err != nil {
-		return apiErr(err)
+		return nil, apiErr(err)
 	}
 	b, err := base64.StdEncoding.DecodeString(img)
 	if err != nil || len(b) == 0 {
-		return fmt.Errorf("the server sent no image")
+		return nil, fmt.Errorf("the server sent no image")
 	}
-	return os.WriteFile(out, b, 0o644)
+	return b, nil
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"github.com/toklip/toklip/internal/lineedit"
 	"github.com/toklip/toklip/llm"
 	"github.com/toklip/toklip/modelfiles"
+	"github.com/toklip/toklip/options"
 )
 
 // runRun answers one message, or, given no message on a terminal, chats in it. Answers print as
@@ -32,7 +32,7 @@ func runRun(args []string, stdout io.Writer) error {
 	visionPath := fs.String("vision", "", "the TokLIP GGUF (instead of a model name)")
 	var images multiFlag
 	fs.Var(&images, "image", "an image file to attach (repeatable); image paths in the message are attached too")
-	temperature := fs.Float64("temperature", 0, "sampling temperature of the text (0: greedy)")
+	temperature := fs.Float64("temperature", 0, "sampling temperature of the text, 0: greedy (default: the model's temperature, else 0.8)")
 	seed := fs.Uint64("seed", 0, "random seed (default: a random one; -verbose prints it)")
 	draw := fs.Bool("draw", false, "let the answer contain images")
 	verbose := fs.Bool("verbose", false, "print the seed and the answer's timings on stderr")
@@ -127,23 +127,13 @@ func runRun(args []string, stdout io.Writer) error {
 	// one, so that sampling differs from run to run (-verbose prints it, -seed repeats it).
 	c.mf = withFlags(mf)
 	if c.mf.Options().Seed == nil {
-		c.mf = c.mf.With("seed", fmt.Sprint(randomSeed()))
-	}
-	if mf != nil { // the Modelfile's SYSTEM and MESSAGEs start every conversation, as on the server
-		c.system = mf.System
-		for _, m := range mf.Messages {
-			c.preamble = append(c.preamble, llm.Message{Role: m.Role, Content: []llm.Part{{Text: m.Content}}})
-		}
+		c.mf = c.mf.With("seed", fmt.Sprint(options.RandomSeed()))
 	}
 	return c.start(images, msg, interactive)
 }
 
 // maxPiped bounds a message piped into run.
 const maxPiped = 16 << 20
-
-// randomSeed is a seed for a run that was given none (0 to MaxInt64, what a Modelfile's seed
-// may be, so that it can be given back with -seed or PARAMETER seed).
-func randomSeed() uint64 { return rand.Uint64() >> 1 }
 
 // looksLikeName says whether a lone argument to run is more likely a model's name than a
 // message: one word that could name a model.
@@ -208,36 +198,6 @@ func isModelName(s string) bool {
 	return false
 }
 
-// chatOptions are the options of the requests run makes to an engine in this process, from the
-// Modelfile's parameters (with /set's and the flags' over them): what they mean on the server.
-func chatOptions(o modelfiles.Options, draw bool) llm.ChatOptions {
-	opts := llm.ChatOptions{Images: draw, Stop: o.Stop, Image: llm.ImageOptions{Guidance: llm.DefaultGuidance}}
-	setFrom(&opts.Sampler.Temperature, o.Temperature)
-	setFrom(&opts.Sampler.TopP, o.TopP)
-	setFrom(&opts.Sampler.MinP, o.MinP)
-	setFrom(&opts.Sampler.RepeatPenalty, o.RepeatPenalty)
-	setFrom(&opts.Sampler.PresencePenalty, o.PresencePenalty)
-	setFrom(&opts.Sampler.FrequencyPenalty, o.FrequencyPenalty)
-	setFrom(&opts.Image.Guidance, o.Guidance)
-	setFrom(&opts.Image.Sampler.Temperature, o.ImageTemperature)
-	if o.TopK != nil {
-		opts.Sampler.TopK = *o.TopK
-	}
-	if o.ImageTopK != nil {
-		opts.Image.Sampler.TopK = *o.ImageTopK
-	}
-	if o.RepeatLastN != nil {
-		opts.Sampler.RepeatLastN = *o.RepeatLastN
-	}
-	if o.NumPredict != nil {
-		opts.MaxTokens = *o.NumPredict
-	}
-	if o.Seed != nil {
-		opts.Sampler.Seed, opts.Image.Sampler.Seed = *o.Seed, *o.Seed
-	}
-	return opts
-}
-
 // ollamaOptions are the same parameters as ollama's request options, for a server (which puts
 // them over the model's Modelfile, as it does for any client).
 func ollamaOptions(mf *modelfiles.Modelfile, draw bool) map[string]any {
@@ -268,13 +228,6 @@ func ollamaOptions(mf *modelfiles.Modelfile, draw bool) map[string]any {
 	return out
 }
 
-// setFrom sets a float32 option to a Modelfile's value, if it has one.
-func setFrom(dst *float32, v *float64) {
-	if v != nil {
-		*dst = float32(*v)
-	}
-}
-
 // chatter is a conversation in the terminal, answered by an engine in this process or by a
 // server.
 type chatter struct {
@@ -286,9 +239,8 @@ type chatter struct {
 	draw     bool                  // answers may draw images
 	verbose  bool
 	out      io.Writer
-	graphics string        // how the terminal shows images (graphicsProtocol); "" where it does not
-	system   string        // the system message (the Modelfile's SYSTEM, or /set system's), kept by /clear
-	preamble []llm.Message // the Modelfile's MESSAGEs, kept by /clear
+	graphics string // how the terminal shows images (graphicsProtocol); "" where it does not
+	system   string // /set system's message, kept by /clear ("": the Modelfile's SYSTEM)
 	history  []llm.Message
 	pending  []llm.Part // images attached to the next message
 	// Ctrl-C during an answer stops it (the chat goes on): the signals, while the chat is
@@ -324,7 +276,10 @@ func (c *chatter) say(ctx context.Context, msg string) error {
 	if c.system != "" {
 		msgs = append(msgs, llm.Message{Role: "system", Content: []llm.Part{{Text: c.system}}})
 	}
-	msgs = append(append(append(msgs, c.preamble...), c.history...), user)
+	msgs = append(append(msgs, c.history...), user)
+	if c.remote == nil { // the server starts the conversation so with the model's Modelfile
+		msgs = options.Messages(c.base, msgs)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if c.interrupts != nil {
@@ -346,9 +301,9 @@ func (c *chatter) say(ctx context.Context, msg string) error {
 	var answer string
 	var err error
 	if c.remote != nil {
-		answer, err = c.remote.chat(ctx, c.model, msgs, ollamaOptions(c.mf, c.draw), c.out, c.graphics)
+		answer, err = c.remote.chat(ctx, c.model, msgs, ollamaOptions(c.mf, c.draw), c.out, c.graphics, imageName(text, time.Now()))
 	} else {
-		answer, err = c.local(ctx, msgs)
+		answer, err = c.local(ctx, msgs, imageName(text, time.Now()))
 	}
 	if ctx.Err() != nil && c.interrupts != nil {
 		fmt.Fprintln(c.out, "(stopped)")
@@ -368,7 +323,8 @@ func (c *chatter) say(ctx context.Context, msg string) error {
 }
 
 // local answers with the engine in this process, printing as the answer comes.
-func (c *chatter) local(ctx context.Context, msgs []llm.Message) (string, error) {
+// Its images are written as NAME.png (NAME-2.png, ... for more than one).
+func (c *chatter) local(ctx context.Context, msgs []llm.Message, name string) (string, error) {
 	lineStart := true // whether the output so far ends a line: images go on lines of their own
 	newline := func() {
 		if !lineStart {
@@ -385,7 +341,7 @@ func (c *chatter) local(ctx context.Context, msgs []llm.Message) (string, error)
 			fmt.Fprint(c.out, "\r\x1b[K")
 		}
 	}()
-	run, err := c.e.Chat(ctx, llm.ChatRequest{Messages: msgs, Options: chatOptions(c.mf.Options(), c.draw)})
+	run, err := c.e.Chat(ctx, llm.ChatRequest{Messages: msgs, Options: options.For(options.Ollama(), c.mf.Options()).Chat(c.draw)})
 	if err != nil {
 		return "", err
 	}
@@ -413,7 +369,7 @@ func (c *chatter) local(ctx context.Context, msgs []llm.Message) (string, error)
 				drawing = false
 			}
 			newline()
-			if path, err := writeNewPNG("toklip-image", ev.Image); err != nil {
+			if path, err := writeNewPNG(name, ev.Image); err != nil {
 				fmt.Fprintf(c.out, "[image not written: %v]\n", err)
 			} else {
 				fmt.Fprintf(c.out, "[image: %s]\n", path)
@@ -591,11 +547,15 @@ func (c *chatter) show(arg string) {
 			fmt.Fprintf(c.out, "%-18s %s\n", p.Name, p.Value)
 		}
 	case "system":
-		if c.system == "" {
+		system := c.system
+		if system == "" && c.base != nil {
+			system = c.base.System
+		}
+		if system == "" {
 			fmt.Fprintln(c.out, "no system message")
 			return
 		}
-		fmt.Fprintln(c.out, c.system)
+		fmt.Fprintln(c.out, system)
 	case "modelfile":
 		var resp api.ShowResponse
 		var err error

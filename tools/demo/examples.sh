@@ -27,7 +27,8 @@ say run -image "$OUT/scene-2.png" "Where is the shape?"
 # Generation: a seen combination and an unseen one, then a drawing inside a chat answer.
 say generate "a large yellow square in the bottom left corner" -o "$OUT/drawn-1.png"
 say generate "a small blue triangle in the top right corner" -o "$OUT/drawn-2.png"
-cd "$OUT" # run -draw writes its images into the working folder
-rm -f toklip-image-*.png
+cd "$OUT" # run -draw writes its images into the working folder, named from the message and the time
+rm -f toklip-image-*.png draw-a-large-orange-star-in-the-center-*.png
 say run -draw "Draw a large orange star in the center."
 echo '```'
+mv draw-a-large-orange-star-in-the-center-*.png chat-drawn.png # the README's table names it so
