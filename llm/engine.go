@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"image"
 	"sync"
 
 	"github.com/ollama/ollama/ml"
@@ -188,6 +189,37 @@ func (e *Engine) EncodeImage(data []byte) (*visiontok.Encoded, error) {
 	}
 	e.cache.put(key, enc)
 	return enc, nil
+}
+
+// ImageTokens is what TokLIP makes of an image: the square crop its encoder reads, the VQ ids it
+// writes for it (Grid x Grid, raster order: id k covers the crop's cell k/Grid, k%Grid), and the
+// image the VQ decoder draws back from those ids alone.
+type ImageTokens struct {
+	Crop           *image.RGBA
+	Grid           int
+	IDs            []int32
+	Reconstruction *image.RGBA
+}
+
+// Tokenize returns an image file's TokLIP tokens and their reconstruction: the ids an
+// understanding prompt is built from, and the round trip of the discrete path alone.
+func (e *Engine) Tokenize(data []byte) (*ImageTokens, error) {
+	if e.vision == nil {
+		return nil, ErrNoVision
+	}
+	crop, err := e.vision.Crop(data)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := e.vision.EncodeIDs(visiontok.Planes(crop))
+	if err != nil {
+		return nil, err
+	}
+	rec, err := e.vision.Decode(ids)
+	if err != nil {
+		return nil, err
+	}
+	return &ImageTokens{Crop: crop, Grid: e.vision.Config().Grid, IDs: ids, Reconstruction: rec}, nil
 }
 
 // featureCache keeps the TokLIP encodings of recent images, least recently used out first.

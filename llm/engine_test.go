@@ -1,6 +1,7 @@
 package llm_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -501,5 +502,35 @@ func TestInspectAgreesWithTheLoadedEngine(t *testing.T) {
 	}
 	if _, err := llm.Inspect(vision, "", opts); err == nil {
 		t.Error("Inspect took a TokLIP file for a backbone")
+	}
+}
+
+// Tokenize is the understanding path's discrete half and its round trip: the ids are the ones
+// a prompt with the image is built from, the reconstruction the VQ decoder's of those ids (both
+// halves checked against PyTorch in visiontok).
+func TestTokenize(t *testing.T) {
+	e := engine(t, false)
+	data := testImage(t)
+	tok, err := e.Tokenize(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := e.EncodeImage(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.Vision().Config()
+	if tok.Grid != cfg.Grid || !slices.Equal(tok.IDs, enc.IDs) {
+		t.Fatalf("grid %d, ids %v; want %d, %v", tok.Grid, tok.IDs, cfg.Grid, enc.IDs)
+	}
+	rec, err := e.Vision().Decode(enc.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tok.Reconstruction.Pix, rec.Pix) || tok.Crop.Bounds().Dx() != cfg.ImageSize || tok.Crop.Bounds().Dy() != cfg.ImageSize {
+		t.Errorf("reconstruction or crop (%v) differ from the vision model's", tok.Crop.Bounds())
+	}
+	if _, err := e.Tokenize([]byte("not an image")); err == nil {
+		t.Error("a file that is no image was tokenized")
 	}
 }

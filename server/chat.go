@@ -41,8 +41,11 @@ type chatRequest struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
 	Modalities []string `json:"modalities"`
-	// toklip's extensions for the images an answer draws.
+	// toklip's extensions for the images an answer draws: the guidance scale, and renders of
+	// each image as it is drawn, sent in a stream as delta.partial_image (0 to 3, as on OpenAI's
+	// image generation).
 	GuidanceScale *float64 `json:"guidance_scale"`
+	PartialImages *int     `json:"partial_images"`
 }
 
 // chatJob is a checked request: the engine's request and how to answer.
@@ -140,6 +143,15 @@ func (s *Server) checkChat(m *served, r *chatRequest, o options.Options) (*chatJ
 		default:
 			return nil, withCode(invalid("response_format", "response_format %q is not supported (text, json_object)", f.Type), "unsupported_response_format")
 		}
+	}
+	if r.PartialImages != nil {
+		if *r.PartialImages < 0 || *r.PartialImages > 3 {
+			return nil, invalid("partial_images", "partial_images %d is not in [0, 3]", *r.PartialImages)
+		}
+		if *r.PartialImages > 0 && !r.Stream {
+			return nil, invalid("partial_images", "partial images are sent in a stream: set stream true")
+		}
+		j.Options.Image.Partials = *r.PartialImages
 	}
 	j.usage = r.StreamOptions != nil && r.StreamOptions.IncludeUsage
 	return j, nil

@@ -229,17 +229,29 @@ func (s *Server) imageUsage(c *gin.Context, u llm.Usage) imageUsage {
 
 // imageEvent is the data of an image_generation.partial_image or .completed event.
 type imageEvent struct {
-	Type              string      `json:"type"`
-	B64JSON           string      `json:"b64_json"`
-	CreatedAt         int64       `json:"created_at"`
-	Size              string      `json:"size"`
-	Quality           string      `json:"quality"`
-	Background        string      `json:"background"`
-	OutputFormat      string      `json:"output_format"`
-	PartialImageIndex *int        `json:"partial_image_index,omitempty"`
-	Usage             *imageUsage `json:"usage,omitempty"`
-	Seed              uint64      `json:"seed"` // toklip's, as on imageResponse
+	Type              string       `json:"type"`
+	B64JSON           string       `json:"b64_json"`
+	CreatedAt         int64        `json:"created_at"`
+	Size              string       `json:"size"`
+	Quality           string       `json:"quality"`
+	Background        string       `json:"background"`
+	OutputFormat      string       `json:"output_format"`
+	PartialImageIndex *int         `json:"partial_image_index,omitempty"`
+	Usage             *imageUsage  `json:"usage,omitempty"`
+	Seed              uint64       `json:"seed"`              // toklip's, as on imageResponse
+	Timings           *drawTimings `json:"timings,omitempty"` // toklip's, on the completed event
 }
+
+// drawTimings is where a drawing's time went, in milliseconds: reading the prompt (its prefill,
+// both guided sequences), sampling the image ids, the VQ decoder's render, and all of it.
+type drawTimings struct {
+	PromptMS float64 `json:"prompt_ms"`
+	TokensMS float64 `json:"tokens_ms"`
+	DecodeMS float64 `json:"decode_ms"`
+	TotalMS  float64 `json:"total_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // streamImage sends a run of one image as events: the partial renders it asked for (the ids
 // drawn so far, the rest filled with id 0), evenly spaced, then the completed image with the
@@ -258,10 +270,13 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start 
 		}
 	}
 	var done *llm.GeneratedImage
+	var started, doneAt time.Time
 	observe := s.metrics.run(start)
 	for ev := range run.Events() {
 		observe.event(ev)
 		switch ev := ev.(type) {
+		case llm.ImageStarted:
+			started = time.Now()
 		case llm.ImageStep:
 			if ev.Partial == nil {
 				continue
@@ -271,7 +286,7 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start 
 				out.send("image_generation.partial_image", p)
 			}
 		case llm.ImageDone:
-			done = ev.Image
+			done, doneAt = ev.Image, time.Now()
 		case llm.Failed:
 			fail(ev.Err)
 			return
@@ -282,6 +297,8 @@ func (s *Server) streamImage(c *gin.Context, job *imageJob, run *llm.Run, start 
 				return
 			}
 			ev2.Usage = ptr(s.imageUsage(c, ev))
+			ev2.Timings = &drawTimings{PromptMS: ms(started.Sub(start)), TokensMS: ms(doneAt.Sub(started) - done.Decode),
+				DecodeMS: ms(done.Decode), TotalMS: ms(time.Since(start))}
 			out.send("image_generation.completed", ev2)
 		}
 	}

@@ -182,6 +182,7 @@ func (s *Server) Handler() http.Handler {
 	v1.POST("/chat/completions", s.readBody, s.chat)             // admitted once its size is known
 	v1.POST("/images/generations", s.readBody, s.generateImages) // likewise
 	v1.POST("/embeddings", s.readBody, s.embeddings)
+	v1.POST("/images/tokens", s.readBody, s.imageTokens) // toklip's: what TokLIP reads of an image
 	return r
 }
 

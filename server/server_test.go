@@ -260,6 +260,10 @@ func TestBadRequests(t *testing.T) {
 		{"empty body", "/v1/chat/completions", ``, 400, "", "empty"},
 		{"wrong type", "/v1/chat/completions", `{"model":"toklip-demo","messages":[],"temperature":"hot"}`, 400, "temperature", "expected a number"},
 		{"no messages", "/v1/chat/completions", `{"model":"toklip-demo","messages":[]}`, 400, "messages", "at least one"},
+		{"tokens without image", "/v1/images/tokens", `{"model":"toklip-demo"}`, 400, "image", "image is required"},
+		{"tokens of no image", "/v1/images/tokens", `{"model":"toklip-demo","image":"data:image/png;base64,AAAA"}`, 400, "", "image"},
+		{"tokens of a huge image", "/v1/images/tokens", `{"model":"toklip-demo","image":"data:image/png;base64,` + hugePNG + `"}`, 400, "", "pixels"},
+		{"tokens, unknown model", "/v1/images/tokens", `{"model":"gpt-9","image":"data:,"}`, 404, "model", "gpt-9"},
 		{"unknown model", "/v1/chat/completions", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, 404, "model", `"gpt-9" does not exist`},
 		{"bad role", "/v1/chat/completions", `{"model":"toklip-demo","messages":[{"role":"wizard","content":"hi"}]}`, 400, "messages[0].role", "wizard"},
 		{"temperature out of range", "/v1/chat/completions", `{"model":"toklip-demo","temperature":3,"messages":[{"role":"user","content":"hi"}]}`, 400, "temperature", "[0, 2]"},
@@ -435,6 +439,19 @@ func TestImageStream(t *testing.T) {
 			completed = ev.B64JSON
 			if ev.Usage.OutputTokens != 64 || ev.Size != "64x64" {
 				t.Errorf("completed: usage %+v, size %q", ev.Usage, ev.Size)
+			}
+			var tm struct {
+				PromptMS float64 `json:"prompt_ms"`
+				TokensMS float64 `json:"tokens_ms"`
+				DecodeMS float64 `json:"decode_ms"`
+				TotalMS  float64 `json:"total_ms"`
+			}
+			var completed struct{ Timings json.RawMessage }
+			json.Unmarshal([]byte(ev.RawJSON()), &completed)
+			raw := string(completed.Timings)
+			if err := json.Unmarshal(completed.Timings, &tm); err != nil || tm.PromptMS <= 0 || tm.TokensMS <= 0 || tm.DecodeMS <= 0 ||
+				tm.PromptMS+tm.TokensMS+tm.DecodeMS > tm.TotalMS {
+				t.Errorf("completed: timings %s", raw)
 			}
 		}
 	}
@@ -723,5 +740,106 @@ func TestRandomSeedReported(t *testing.T) {
 	}
 	if again.Data[0].B64JSON != first.Data[0].B64JSON {
 		t.Errorf("the image drawn again with its seed %d differs", seed)
+	}
+}
+
+// POST /v1/images/tokens: what TokLIP reads of an image, the VQ ids over its crop, and what the
+// VQ decoder draws back from them, which still shows the scene.
+func TestImageTokens(t *testing.T) {
+	base := start(t, server.Options{})
+	scene := demo.Scenes(demo.HeldOut, 1, 11)[0]
+	body, _ := json.Marshal(map[string]string{"model": modelfiles.DemoName, "image": sceneDataURL(t, scene)})
+	resp, err := http.Post(base+"/v1/images/tokens", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Object               string
+		Grid, Size           int
+		IDs                  [][]int32
+		Crop, Reconstruction string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	if tok.Object != "image.tokens" || tok.Grid != 8 || tok.Size != demo.Size || len(tok.IDs) != 8 || len(tok.IDs[7]) != 8 {
+		t.Fatalf("object %q, grid %d, size %d, %d rows of ids", tok.Object, tok.Grid, tok.Size, len(tok.IDs))
+	}
+	distinct := map[int32]bool{}
+	for _, row := range tok.IDs {
+		for _, id := range row {
+			distinct[id] = true
+		}
+	}
+	if len(distinct) < 2 {
+		t.Errorf("one id over the whole scene: %v", tok.IDs)
+	}
+	for name, b64 := range map[string]string{"crop": tok.Crop, "reconstruction": tok.Reconstruction} {
+		b, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pic, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := demo.Check(pic), demo.ReadAnswer(scene.Caption()); got != want {
+			t.Errorf("%s reads as %+v, the scene is %+v", name, got, want)
+		}
+	}
+}
+
+// A streamed chat that draws sends the partial renders asked for (toklip's delta.partial_image),
+// in order, before the image itself.
+func TestChatStreamsPartialImages(t *testing.T) {
+	base := start(t, server.Options{})
+	body := `{"model":"toklip-demo","modalities":["text","image"],"stream":true,"partial_images":2,
+		"messages":[{"role":"user","content":"Draw a large red square in the center."}]}`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var partials []int
+	images := 0
+	raw, _ := io.ReadAll(resp.Body)
+	for line := range strings.Lines(string(raw)) {
+		data, ok := strings.CutPrefix(strings.TrimSpace(line), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Delta struct {
+					Content      json.RawMessage
+					PartialImage *struct {
+						URL   string
+						Index int `json:"partial_image_index"`
+					} `json:"partial_image"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			t.Fatalf("%v: %s", err, data)
+		}
+		for _, c := range ch.Choices {
+			if p := c.Delta.PartialImage; p != nil {
+				if images > 0 || !strings.HasPrefix(p.URL, "data:image/png;base64,") {
+					t.Errorf("partial image %d after the image, or not a PNG data URL", p.Index)
+				}
+				partials = append(partials, p.Index)
+			}
+			if strings.Contains(string(c.Delta.Content), `"image_url"`) {
+				images++
+			}
+		}
+	}
+	if len(partials) != 2 || partials[0] != 0 || partials[1] != 1 || images != 1 {
+		t.Errorf("partial images %v, then %d images", partials, images)
+	}
+	bad := `{"model":"toklip-demo","modalities":["text","image"],"partial_images":2,"messages":[{"role":"user","content":"hi"}]}`
+	if resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(bad)); err != nil || resp.StatusCode != 400 {
+		t.Errorf("partial_images without a stream: %v %v", resp.StatusCode, err)
 	}
 }

@@ -90,10 +90,18 @@ type chunkChoice struct {
 type delta struct {
 	Role    string `json:"role,omitempty"`
 	Content any    `json:"content,omitempty"` // text, or image parts
+	// toklip's: a render of the image being drawn, the ids to come filled in (partial_images).
+	PartialImage *partialImage `json:"partial_image,omitempty"`
+}
+
+type partialImage struct {
+	URL   string `json:"url"` // a PNG data URL
+	Index int    `json:"partial_image_index"`
 }
 
 // streamChat sends a run's events as chat.completion.chunk events: a role chunk per choice, text
-// deltas as they are decoded, each drawn image as a delta holding one image_url part, a last
+// deltas as they are decoded, renders of an image as it is drawn where partial_images asks
+// (toklip's delta.partial_image), each drawn image as a delta holding one image_url part, a last
 // chunk per choice with its finish reason when it ends, the usage chunk if asked, then [DONE]. A
 // failure after the first byte is sent as an error event, as OpenAI's clients expect.
 func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Run, start time.Time) {
@@ -111,6 +119,13 @@ func (s *Server) streamChat(c *gin.Context, id string, job *chatJob, run *llm.Ru
 		switch ev := ev.(type) {
 		case llm.TextDelta:
 			send([]chunkChoice{{Index: ev.Choice, Delta: delta{Content: ev.Text}}}, nil)
+		case llm.ImageStep:
+			if ev.Partial == nil {
+				continue
+			}
+			if b64, err := encodeImage(ev.Partial, "png"); err == nil { // a courtesy: the image itself still comes
+				send([]chunkChoice{{Index: ev.Choice, Delta: delta{PartialImage: &partialImage{URL: "data:image/png;base64," + b64, Index: ev.PartialIndex}}}}, nil)
+			}
 		case llm.ImageDone:
 			part, err := toPart(llm.AnswerPart{Image: ev.Image})
 			if err != nil {

@@ -173,11 +173,17 @@ func normalize(x []float32) {
 // It waits while other decodes hold the process's decode memory budget (they finish in bounded
 // time).
 func (v *Vision) Image(data []byte) ([]float32, error) {
-	crop, err := CropImage(context.Background(), data, v.opts.Decode, v.cfg.ImageSize)
+	crop, err := v.Crop(data)
 	if err != nil {
 		return nil, err
 	}
 	return Planes(crop), nil
+}
+
+// Crop decodes an image file's bytes (within the model's limits) into the square crop the
+// encoder reads, as 8-bit RGB: what Image turns into the model's input.
+func (v *Vision) Crop(data []byte) (*image.RGBA, error) {
+	return CropImage(context.Background(), data, v.opts.Decode, v.cfg.ImageSize)
 }
 
 // EncodeIDs runs the VQ encoder on preprocessed pixels (Preprocess) and quantizes: the ids of
