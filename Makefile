@@ -29,7 +29,7 @@ BENCH_DIR  ?= $(CURDIR)/.bench
 DEMO_WORK  ?= $(CURDIR)/.demo-work
 DEMO_MODEL := modelfiles/toklip-demo
 
-.PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples cuda gpu-bundle
+.PHONY: build check-deps test fuzz unicode-tables bench run vet clean reference demo-model eval demo-examples screenshots cuda gpu-bundle
 
 # The commit goes into `toklip version` (Go's own stamp is off where GOFLAGS has -buildvcs=false).
 COMMIT      := $(shell c=$$(git rev-parse HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
@@ -139,6 +139,11 @@ eval: build
 # The README's example images (docs/demo/) and the transcript that made them.
 demo-examples: build
 	sh tools/demo/examples.sh
+
+# The playground's screenshots in docs/playground/ (the README shows two), taken by its browser
+# tests in headless Chromium.
+screenshots:
+	TOKLIP_SCREENSHOTS=$(CURDIR)/docs/playground $(GO) test $(TEST_FLAGS) -count=1 -run 'TestPlayground' ./tests/
 
 clean:
 	rm -rf bin $(BENCH_DIR)

@@ -170,9 +170,10 @@ func (e *Error) Error() string {
 	return e.Name + " " + e.Reason
 }
 
-// RandomSeed is a seed for a request that was given none: 0 to MaxInt64, what a Modelfile's or a
-// request's seed may be, so that it can be given back to repeat the result.
-func RandomSeed() int64 { return rand.Int64() }
+// RandomSeed is a seed for a request that was given none, to be given back to repeat the
+// result: below 2^53, so that it survives JSON in every client (JavaScript reads numbers as
+// doubles: a larger seed would come back as another number).
+func RandomSeed() int64 { return rand.Int64N(1 << 53) }
 
 // seed is o's seed, or a random one.
 func (o *Options) seed() uint64 {

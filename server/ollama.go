@@ -27,11 +27,6 @@ import (
 const OllamaAPIVersion = "0.17.4"
 
 func (s *Server) ollamaRoutes(r *gin.Engine) {
-	running := func(c *gin.Context) {
-		c.String(http.StatusOK, "toklip is running (ollama API at /api, OpenAI's at /v1)")
-	}
-	r.HEAD("/", running)
-	r.GET("/", running)
 	r.GET("/api/version", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"version": OllamaAPIVersion}) })
 	a := r.Group("/api", s.authorize)
 	a.GET("/tags", s.ollamaTags)

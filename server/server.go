@@ -175,6 +175,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	r.GET("/metrics", s.metrics.handler())
 	s.ollamaRoutes(r)
+	s.playgroundRoutes(r)
 	r.GET("/images/:id", s.serveImage)
 	v1 := r.Group("/v1", s.authorize)
 	v1.GET("/models", s.listModels)

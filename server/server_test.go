@@ -843,3 +843,40 @@ func TestChatStreamsPartialImages(t *testing.T) {
 		t.Errorf("partial_images without a stream: %v %v", resp.StatusCode, err)
 	}
 }
+
+// The playground is served at / to a browser, its files under /playground/, without a key even
+// when the API needs one; anything else asking / gets the line ollama's clients check.
+func TestPlaygroundFiles(t *testing.T) {
+	base := start(t, server.Options{APIKey: "k"})
+	get := func(path, accept string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, page := get("/", "text/html,application/xhtml+xml")
+	if resp.StatusCode != 200 || !strings.Contains(page, `src="/playground/playground.js"`) || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Errorf("the page: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+	if resp, text := get("/", ""); resp.StatusCode != 200 || !strings.HasPrefix(text, "toklip is running") {
+		t.Errorf("GET / without text/html: %d %q", resp.StatusCode, text)
+	}
+	for file, typ := range map[string]string{"playground.js": "text/javascript", "playground.css": "text/css"} {
+		if resp, body := get("/playground/"+file, ""); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), typ) || len(body) < 1000 {
+			t.Errorf("%s: %d %q, %d bytes", file, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
+		}
+	}
+	if resp, _ := get("/playground/../server.go", ""); resp.StatusCode != 404 {
+		t.Errorf("a path out of the playground's files: %d", resp.StatusCode)
+	}
+	if resp, _ := get("/v1/models", ""); resp.StatusCode != 401 {
+		t.Errorf("the API without the key: %d", resp.StatusCode)
+	}
+}
