@@ -140,10 +140,13 @@ eval: build
 demo-examples: build
 	sh tools/demo/examples.sh
 
-# The playground's screenshots in docs/playground/ (the README shows two), taken by its browser
-# tests in headless Chromium.
+# The playground's two screenshots in the README (docs/playground/), taken by its browser tests in
+# headless Chromium (which take one of each state: all of them are left in .screenshots/).
 screenshots:
-	TOKLIP_SCREENSHOTS=$(CURDIR)/docs/playground $(GO) test $(TEST_FLAGS) -count=1 -run 'TestPlayground' ./tests/
+	rm -rf .screenshots
+	TOKLIP_SCREENSHOTS=$(CURDIR)/.screenshots $(GO) test $(TEST_FLAGS) -count=1 -run 'TestPlayground' ./tests/
+	mkdir -p docs/playground
+	cp .screenshots/chat.png .screenshots/inspect.png docs/playground/
 
 clean:
 	rm -rf bin $(BENCH_DIR)

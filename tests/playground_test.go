@@ -17,12 +17,13 @@ import (
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/toklip/toklip/demo"
 )
 
 // The playground in a real browser (Debian's headless Chromium, driven by chromedp): it loads
-// with no console error, describes an uploaded scene, draws in the chat and in the Draw panel
+// with no console error, its tabs and chat work by keyboard, it describes an uploaded scene, draws in the chat and in the Draw panel
 // with partial renders first and final images the checker reads as asked, ranks the true
 // caption first for 5 scenes, and fits a phone's width. Screenshots of each state go to the
 // test's artifact folder (go test -artifacts), or to $TOKLIP_SCREENSHOTS (make screenshots).
@@ -37,6 +38,12 @@ func TestPlaygroundInABrowser(t *testing.T) {
 	if caps := b.text("#caps"); caps != "reads images · draws images" {
 		t.Errorf("the model's capabilities read %q", caps)
 	}
+	b.screenshot("loaded.png")
+
+	// The keyboard: the arrow keys move between the tabs.
+	b.run("the tabs by keyboard", chromedp.Focus(chromedp.CSS("#tab-chat")), chromedp.KeyEvent(kb.ArrowRight),
+		poll(`document.querySelector("#tab-draw").getAttribute("aria-selected") === "true" && !document.querySelector("#draw-panel").hidden`),
+		chromedp.KeyEvent(kb.ArrowLeft), poll(`document.activeElement.id === "tab-chat" && !document.querySelector("#chat-panel").hidden`))
 
 	// Chat: a scene attached through the file input, described.
 	scene := demo.Scenes(demo.HeldOut, 1, 11)[0]
@@ -44,12 +51,12 @@ func TestPlaygroundInABrowser(t *testing.T) {
 	b.run("a described scene",
 		chromedp.SetUploadFiles(chromedp.CSS("#chat-file"), []string{path}),
 		chromedp.WaitVisible(chromedp.CSS("#attachments img")),
-		chromedp.SendKeys(chromedp.CSS("#chat-input"), demo.EvalQuestion),
-		chromedp.Click(chromedp.CSS("#send")),
+		chromedp.SendKeys(chromedp.CSS("#chat-input"), demo.EvalQuestion+kb.Enter), // Enter sends
 		poll(`document.querySelectorAll(".msg.assistant").length === 1 && !document.querySelector(".msg.assistant[aria-busy]")`))
 	if got, answer := demo.ReadAnswer(b.text(".msg.assistant")), b.text(".msg.assistant"); got != demo.ReadAnswer(scene.Caption()) {
 		t.Errorf("the playground answered %q for a scene of %q", answer, scene.Caption())
 	}
+	b.screenshot("described.png")
 	if curl := b.text("#code-curl"); !strings.Contains(curl, "/v1/chat/completions") || !strings.Contains(curl, `"model": "toklip-demo"`) {
 		t.Errorf("the request as curl: %q", curl)
 	}
