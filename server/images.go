@@ -100,6 +100,9 @@ func (s *Server) checkImages(m *served, r *imageRequest, o options.Options) (*im
 		return nil, invalid("n", "a streamed generation draws one image (n 1); its events carry no image index")
 	}
 	if r.GuidanceScale != nil {
+		if *r.GuidanceScale < 1 || *r.GuidanceScale > 20 {
+			return nil, invalid("guidance_scale", "guidance_scale %g is not in [1, 20]", *r.GuidanceScale)
+		}
 		o.Guidance = float32(*r.GuidanceScale)
 	}
 	if r.Temperature != nil {
@@ -109,6 +112,9 @@ func (s *Server) checkImages(m *served, r *imageRequest, o options.Options) (*im
 		o.ImageTemperature = float32(*r.Temperature)
 	}
 	if r.TopK != nil {
+		if *r.TopK < 0 {
+			return nil, invalid("top_k", "top_k %d must be >= 0", *r.TopK)
+		}
 		o.ImageTopK = *r.TopK
 	}
 	if r.Seed != nil {
