@@ -212,6 +212,10 @@ func (s *Server) resolve(name string) (sched.Spec[*served], error) {
 		if err != nil {
 			return nil, fmt.Errorf("loading the model %q failed: %w", name, err)
 		}
+		if mf != nil && mf.Template != "" && s.opts.Log != nil { // stored before create refused TEMPLATE
+			fmt.Fprintf(s.opts.Log, "%s | model %s: its Modelfile's TEMPLATE is not used (toklip writes chats in the format its file names); create it again without TEMPLATE\n",
+				time.Now().Format("2006-01-02 15:04:05"), name)
+		}
 		return &served{name: name, e: e, info: e.Info(), mf: mf, defaults: mf.Options(), own: true}, nil
 	}}, nil
 }

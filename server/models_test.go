@@ -3,13 +3,16 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -382,4 +385,63 @@ func TestFailedLoad(t *testing.T) {
 	if err := s.describe(t, modelfiles.DemoName, 90, nil); err != nil {
 		t.Fatalf("after a failed load: %v", err)
 	}
+}
+
+// A model stored with a TEMPLATE (before create refused it) is served, and the log says once,
+// when it loads, that its TEMPLATE is not used.
+func TestStoredTemplateIsReported(t *testing.T) {
+	st := &modelfiles.Store{Root: t.TempDir()}
+	mf, err := modelfiles.Parse(strings.NewReader("FROM toklip-demo\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Create("legacy", mf, t.TempDir(), nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(st.Root, "manifests", "legacy.json") // the manifest, as an older toklip wrote it
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(raw, &m)
+	m["modelfile"] = m["modelfile"].(string) + "TEMPLATE \"{{ .Prompt }}\"\n"
+	raw, _ = json.Marshal(m)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log syncBuffer
+	srv := server.New(nil, server.Options{Store: st, Log: &log})
+	t.Cleanup(srv.Close)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	for range 2 {
+		resp, err := http.Post(ts.URL+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"legacy","max_tokens":2,"messages":[{"role":"user","content":"Describe the image."}]}`))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("the legacy model: %v %v", resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+	if n := strings.Count(log.String(), "model legacy: its Modelfile's TEMPLATE is not used"); n != 1 {
+		t.Errorf("the log says it %d times:\n%s", n, log.String())
+	}
+}
+
+// syncBuffer is a log for a server's concurrent requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
