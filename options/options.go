@@ -138,8 +138,9 @@ func (o *Options) api() api.Options {
 		RepeatLastN: o.RepeatLastN, Seed: int(o.Seed), NumPredict: o.NumPredict, Stop: o.Stop}
 }
 
-// Check refuses values the engine cannot use (the sampler's ranges, guidance in [1, 20]) with
-// the option's name. ollama's repeat_last_n -1 (the whole context) is the sampler's 0.
+// Check refuses values the engine cannot use: guidance outside [1, 20] (an Error with its name),
+// the sampler's ranges (in the sampler's words, which name the option). ollama's repeat_last_n
+// -1 (the whole context) becomes the sampler's 0, which means the same.
 func (o *Options) Check() error {
 	if o.RepeatLastN == -1 {
 		o.RepeatLastN = 0
