@@ -148,11 +148,10 @@ func (o *Options) Check() error {
 	if !(o.Guidance >= 1 && o.Guidance <= 20) {
 		return &Error{Name: "guidance_scale", Reason: fmt.Sprintf("%g is not in [1, 20]", o.Guidance)}
 	}
-	c := o.Chat(false)
-	if err := c.Sampler.Validate(); err != nil {
+	if err := o.text(0).Validate(); err != nil { // the seed is no range's
 		return &Error{Reason: err.Error()}
 	}
-	if err := c.Image.Sampler.Validate(); err != nil {
+	if err := o.image(0).Sampler.Validate(); err != nil {
 		return &Error{Reason: "image ids: " + err.Error()}
 	}
 	return nil
@@ -189,12 +188,10 @@ func (o *Options) seed() uint64 {
 func (o Options) Chat(draw bool) llm.ChatOptions {
 	seed := o.seed()
 	c := llm.ChatOptions{
-		Sampler: sampler.Params{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP,
-			RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, PresencePenalty: o.PresencePenalty,
-			FrequencyPenalty: o.FrequencyPenalty, Seed: seed},
-		Stop:   slices.Clone(o.Stop),
-		Images: draw,
-		Image:  o.image(seed),
+		Sampler: o.text(seed),
+		Stop:    slices.Clone(o.Stop),
+		Images:  draw,
+		Image:   o.image(seed),
 	}
 	if o.NumPredict > 0 {
 		c.MaxTokens = o.NumPredict
@@ -205,6 +202,12 @@ func (o Options) Chat(draw bool) llm.ChatOptions {
 // Image is the engine's options for drawing an image from a prompt, the seed chosen
 // (Sampler.Seed) when o has none.
 func (o Options) Image() llm.ImageOptions { return o.image(o.seed()) }
+
+func (o *Options) text(seed uint64) sampler.Params {
+	return sampler.Params{Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, MinP: o.MinP,
+		RepeatPenalty: o.RepeatPenalty, RepeatLastN: o.RepeatLastN, PresencePenalty: o.PresencePenalty,
+		FrequencyPenalty: o.FrequencyPenalty, Seed: seed}
+}
 
 func (o *Options) image(seed uint64) llm.ImageOptions {
 	return llm.ImageOptions{Guidance: o.Guidance,

@@ -135,6 +135,9 @@ func resolveModel(name, lmPath, visionPath string) (modelfiles.Files, *modelfile
 	return f, mf, err
 }
 
+// imageFlags are generate's flags as the Modelfile parameters they stand for.
+var imageFlags = map[string]string{"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"}
+
 // runGenerate draws one image for a prompt.
 func runGenerate(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
@@ -179,6 +182,17 @@ func runGenerate(args []string, stdout io.Writer) error {
 		}
 		return saveDrawing(stdout, *out, prompt, b, *verbose, start)
 	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) { // checked first: a value a Modelfile cannot hold would be dropped
+		if p, ok := imageFlags[f.Name]; ok && bad == nil {
+			if err := modelfiles.CheckParameter(p, f.Value.String()); err != nil {
+				bad = fmt.Errorf("%w: -%s: %v", errUsage, f.Name, err)
+			}
+		}
+	})
+	if bad != nil {
+		return bad
+	}
 	e, mf, err := openModel(name, *lmPath, *visionPath, llm.EngineOptions{}, gpu)
 	if err != nil {
 		return err
@@ -187,7 +201,7 @@ func runGenerate(args []string, stdout io.Writer) error {
 	// The flags given are parameters over the Modelfile's, as run's are; then the options are
 	// what the server makes of the same Modelfile (options.Ollama, as ollama's routes).
 	fs.Visit(func(f *flag.Flag) {
-		if p, ok := map[string]string{"guidance": "guidance_scale", "temperature": "image_temperature", "top-k": "image_top_k", "seed": "seed"}[f.Name]; ok {
+		if p, ok := imageFlags[f.Name]; ok {
 			mf = mf.With(p, f.Value.String())
 		}
 	})

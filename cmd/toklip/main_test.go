@@ -109,6 +109,8 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{[]string{"lsit"}, 2, `unknown command "lsit"; did you mean "list"?`},
 		{[]string{"run", "no-such-model"}, 1, `unknown model "no-such-model"`},
 		{[]string{"generate", "a red circle", "-o", filepath.Join(t.TempDir(), "missing", "x.png")}, 1, "does not exist"},
+		{[]string{"generate", "a red circle", "-seed", "18446744073709551615"}, 2, "-seed: parameter seed"},
+		{[]string{"generate", "a red circle", "-guidance", "50"}, 2, "-guidance: parameter guidance_scale"},
 		{[]string{"run", "-o"}, 2, "flag provided but not defined"},
 		{[]string{"convert"}, 2, "usage: toklip convert"},
 		{[]string{"convert", "somewhere"}, 2, "-o OUT.gguf is required"},
